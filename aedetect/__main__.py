@@ -1,0 +1,3 @@
+from aedetect.cli import main
+
+main()

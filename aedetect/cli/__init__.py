@@ -1,0 +1,14 @@
+"""The ``aedetect`` command line: thin typer commands, each calling one library function.
+
+Known errors (:class:`aedetect.errors.AedetectError`) become one red line and exit code 1,
+never a traceback (the fastapi-cli pattern).
+"""
+
+from aedetect.cli.app import app, main
+
+# Each module registers its commands on ``app`` when imported.
+from aedetect.cli import fit as _fit  # noqa: E402,F401
+from aedetect.cli import info as _info  # noqa: E402,F401
+from aedetect.cli import demo as _demo  # noqa: E402,F401
+
+__all__ = ["app", "main"]

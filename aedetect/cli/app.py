@@ -1,0 +1,62 @@
+"""The typer app, logging to the terminal, and the one-red-line error policy."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.logging import RichHandler
+
+from aedetect.errors import AedetectError
+from aedetect.progress import console
+
+app = typer.Typer(
+    name="aedetect",
+    help="Convolutional-autoencoder anomaly detection and denoising for image folders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Warnings (skipped files) and progress go to stderr through rich; results to stdout."""
+    logger = logging.getLogger("aedetect")
+    logger.handlers.clear()
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn the errors a user can fix into one red line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        setup_logging()
+        try:
+            return fn(*args, **kwargs)
+        except AedetectError as e:
+            fail(str(e))
+        except FloatingPointError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def main() -> None:
+    app()

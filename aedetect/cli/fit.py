@@ -1,0 +1,72 @@
+"""``aedetect fit DATA``: train a model and write one run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from aedetect.cli.app import app, handle_errors
+from aedetect.cli.options import merge, parse_json, parse_sets, parse_size, prune_none
+from aedetect.progress import console
+
+
+@app.command()
+@handle_errors
+def fit(
+    data: Annotated[str, typer.Argument(help="Image folder (MVTec AD layout recognised), or mnist | fashion-mnist | cifar10 | digits | texture:NAME.")],
+    task: Annotated[Optional[str], typer.Option(help="anomaly (train on normal images) or denoise (clean images + synthetic noise).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Named architecture: default, keras-dogs, single-layer, cifar-linear, estimator, mlp, small.")] = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Recipe TOML file (see recipes/); CLI options override it.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder to create (must be new or empty). Default: a new folder under runs/.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum number of epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per optimisation step.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for weights, split and shuffling.")] = None,
+    normal_class: Annotated[Optional[int], typer.Option(help="For datasets by name: train on this class only.")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Where datasets by name live (default $AEDETECT_DATA_ROOT or ~/.cache/aedetect/datasets).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Image size N or HxW the images are brought to.")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB); inputs are converted.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam, adamw, sgd or rmsprop.")] = None,
+    optimizer_args: Annotated[Optional[str], typer.Option(help='Extra optimizer arguments as JSON, e.g. \'{"lr": 1e-3, "betas": [0.9, 0.99]}\'.')] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay / L2 penalty.")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="mse, l1, bce, ssim, l1+ssim or mse+ssim.")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without validation improvement.")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of images held out for validation.")] = None,
+    max_images: Annotated[Optional[int], typer.Option(help="Use at most this many images.")] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set model.widths=[16,32] (repeatable).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
+) -> None:
+    """Train on normal (anomaly) or clean (denoise) images; writes RUN_DIR/model.safetensors."""
+    from aedetect.fit import fit as run_fit
+    from aedetect.fit import resume_config
+    from aedetect.presets import build_config
+    from aedetect.config import apply_overrides
+
+    overrides = prune_none({
+        "task": task,
+        "data": {"size": parse_size(size), "channels": channels},
+        "train": {"epochs": epochs, "batch_size": batch_size, "device": device, "seed": seed, "lr": lr,
+                  "optimizer": optimizer, "optimizer_args": parse_json("--optimizer-args", optimizer_args),
+                  "weight_decay": weight_decay, "loss": loss, "patience": patience,
+                  "val_fraction": val_fraction, "max_images": max_images, "amp": amp},
+    })
+    overrides = merge(overrides, parse_sets(set_))
+    if resume is not None:
+        cfg = resume_config(resume)
+        apply_overrides(cfg, {"train": overrides.get("train", {})})
+        cfg.validate()
+    else:
+        cfg = build_config(preset, recipe, overrides)
+    output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume)
+    r = output.result
+    skipped = len(output.data.skipped)
+    console.print(
+        f"[green]trained[/] {len(r.history)} epochs on {len(output.data)} images"
+        + (f" ({skipped} unreadable skipped)" if skipped else "")
+        + f", best val loss {r.best_val_loss:.5f} at epoch {r.best_epoch}, "
+        f"{r.seconds:.1f} s on {r.device}")
+    typer.echo(str(output.model_path))

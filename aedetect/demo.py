@@ -1,0 +1,62 @@
+"""``aedetect demo``: the whole product on data that ships with the dependencies.
+
+With no arguments and no network it trains on a real texture bundled with scikit-image
+(brick), writes a run folder with the model file and pictures, and (with the task heads)
+scores held-out crops and denoises a held-out image, in under two minutes on a 2-core CPU.
+Each step is a function taking the demo folder; later heads append steps to ``STEPS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aedetect.data.imageset import ImageSet
+from aedetect.data.sources import texture_crops
+from aedetect.fsutil import new_run_dir
+from aedetect.presets import build_config
+
+log = logging.getLogger("aedetect")
+
+DEMO_TEXTURE = "brick"
+DEMO_CROP = 64
+
+
+@dataclass
+class DemoResult:
+    """Folder and headline numbers of a demo run (printed by the CLI)."""
+
+    out: Path
+    lines: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_fit(res: DemoResult, fast: bool = False) -> None:
+    """Train the anomaly CAE on defect-free brick crops from the top 3/4 of the photograph."""
+    from aedetect.fit import fit
+
+    crops = texture_crops(DEMO_TEXTURE, DEMO_CROP, 16, rows=(0.0, 0.75))
+    cfg = build_config("small", overrides={
+        "data": {"size": [DEMO_CROP, DEMO_CROP]},
+        "train": {"epochs": 3 if fast else 25, "batch_size": 32, "lr": 2e-3, "patience": 8},
+    })
+    data = ImageSet(images=crops, paths=[f"texture:{DEMO_TEXTURE}:{i}" for i in range(len(crops))])
+    output = fit(data, cfg, res.out / "anomaly")
+    r = output.result
+    res.values["anomaly_model"] = str(output.model_path)
+    res.lines.append(f"anomaly model: {output.model_path} ({len(crops)} crops of '{DEMO_TEXTURE}', "
+                     f"{len(r.history)} epochs, val loss {r.best_val_loss:.5f}, {r.seconds:.0f} s)")
+
+
+STEPS: list[Callable[[DemoResult, bool], None]] = [demo_fit]
+
+
+def run_demo(out: str | Path | None = None, fast: bool = False) -> DemoResult:
+    """Run every demo step into a new folder (``out`` or runs/demo-<time>)."""
+    res = DemoResult(out=new_run_dir(out, prefix="demo"))
+    for step in STEPS:
+        step(res, fast)
+    return res

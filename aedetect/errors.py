@@ -1,0 +1,17 @@
+"""Exceptions the CLI turns into one red line and exit code 1 (never a traceback)."""
+
+
+class AedetectError(Exception):
+    """Base class of the errors a user can cause and fix (bad input, bad config, bad file)."""
+
+
+class ConfigError(AedetectError, ValueError):
+    """An invalid configuration value; the message names the key and the allowed values."""
+
+
+class DataError(AedetectError, ValueError):
+    """No usable images, an unknown dataset, or an image the model cannot take."""
+
+
+class ModelFileError(AedetectError, ValueError):
+    """A model file that is missing, truncated, tampered with, or of an unknown format."""

@@ -1,0 +1,90 @@
+"""``aedetect fit`` as a library call: data -> split -> train -> calibrate -> model file."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aedetect.checkpoint import load_training_state, save_model
+from aedetect.config import Config
+from aedetect.data.imageset import ImageSet
+from aedetect.data.sources import load_training_data
+from aedetect.errors import AedetectError, DataError
+from aedetect.fsutil import new_run_dir, write_text_atomic
+from aedetect.models.cae import ConvAutoencoder
+from aedetect.tasks.base import get_head
+from aedetect.train import FitResult, Trainer, is_main_process
+
+log = logging.getLogger("aedetect")
+
+
+@dataclass
+class FitOutput:
+    """Paths a fit run wrote, and the training result."""
+
+    run_dir: Path
+    model_path: Path
+    result: FitResult
+    data: ImageSet
+
+
+def resume_config(run_dir: str | Path) -> Config:
+    """The config an interrupted run was started with (from its checkpoint)."""
+    ckpt = Path(run_dir) / "checkpoint.safetensors"
+    if not ckpt.is_file():
+        raise AedetectError(f"{run_dir}: no checkpoint.safetensors to resume from")
+    return Config.from_dict(load_training_state(ckpt).info["config"]).validate()
+
+
+def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
+    """Record the size the images were brought to, so scoring resizes the same way."""
+    if cfg.train.max_images and len(images) > cfg.train.max_images:
+        images = images.subset(list(range(cfg.train.max_images)))
+    if len(images) < 2:
+        raise DataError(f"need at least 2 usable images to train (got {len(images)})")
+    if cfg.data.size is None:
+        cfg.data.size = tuple(images.shape[-2:])  # type: ignore[assignment]
+        cfg.validate()
+    return images
+
+
+def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, normal_class: int | None = None,
+        data_root: str | None = None, resume: str | Path | None = None) -> FitOutput:
+    """Train ``cfg.task`` on ``data`` (a folder, a dataset name or an ImageSet) and write the run.
+
+    Writes RUN_DIR/model.safetensors (best epoch), last.safetensors, checkpoint.safetensors
+    (for --resume), metrics.csv, loss_curve.png, recon_epochNNN.png and summary.json.
+    """
+    run_dir = Path(resume) if resume is not None else new_run_dir(out)
+    images = data if isinstance(data, ImageSet) else load_training_data(
+        data, cfg.data, normal_class=normal_class, data_root=data_root)
+    images = prepare_data(images, cfg)
+    train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
+    head = get_head(cfg.task)
+    model = ConvAutoencoder(cfg.model)
+    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=head.corruption(cfg))
+    if resume is not None:
+        trainer.load_state(run_dir / "checkpoint.safetensors")
+        log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
+    result = trainer.fit(train_set, val_set)
+    calibration = head.calibrate(result.model, val_set, cfg, trainer.device)
+    source = data if isinstance(data, str) else "ImageSet"
+    training: dict[str, Any] = {
+        **result.summary(), "data": source, "normal_class": normal_class,
+        "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
+        "skipped_files": len(images.skipped),
+    }
+    model_path = run_dir / "model.safetensors"
+    if is_main_process():
+        save_model(model_path, result.model, cfg, training=training, calibration=calibration)
+        last = ConvAutoencoder(cfg.model)
+        last.load_state_dict(result.extra["last_state"])
+        save_model(run_dir / "last.safetensors", last, cfg, training={**training, "epoch": len(result.history)},
+                   calibration=calibration)
+        write_text_atomic(run_dir / "summary.json", json.dumps(
+            {"training": training, "calibration": calibration,
+             "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
+    return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)

@@ -1,0 +1,61 @@
+"""Safe file output: atomic writes and fresh run folders, so nothing a user owns is lost."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[str]:
+    """Yield a temporary name beside ``path``; rename it into place only if the block succeeds.
+
+    A crash mid-write never leaves a half-written file under the final name, and readers
+    never see one.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def new_run_dir(out: str | Path | None, base: str | Path = "runs", prefix: str = "fit") -> Path:
+    """``out`` if given (it must not already hold a model), else a new ``runs/<prefix>-<time>``.
+
+    Never reuses a folder that has results in it: a second run gets a numbered sibling.
+    """
+    if out is not None:
+        p = Path(out)
+        if p.exists() and any(p.iterdir()):
+            from aedetect.errors import AedetectError
+
+            raise AedetectError(f"{p}: folder exists and is not empty; choose a new --out "
+                                "(or --resume it to continue that run)")
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = Path(base)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):
+        p = root / (f"{prefix}-{stamp}" + (f"-{i}" if i else ""))
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {root}")

@@ -1,0 +1,47 @@
+"""One rich progress bar style for every long loop (decode, train, score, denoise)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+console = Console(stderr=True)
+
+
+class Bar:
+    """A handle on one task of a rich Progress; a no-op when the bar is hidden."""
+
+    def __init__(self, progress: Progress | None, task: TaskID | None) -> None:
+        self._p, self._t = progress, task
+
+    def advance(self, n: float = 1) -> None:
+        if self._p is not None and self._t is not None:
+            self._p.advance(self._t, n)
+
+    def update(self, **fields: Any) -> None:
+        if self._p is not None and self._t is not None:
+            self._p.update(self._t, **fields)
+
+
+@contextmanager
+def progress_bar(desc: str, total: int | None, hide_below: int = 0, info: str = "") -> Iterator[Bar]:
+    """A bar with count, elapsed, remaining and a free ``info`` text (loss, images/s).
+
+    ``hide_below``: totals smaller than this finish in a blink and get no bar.
+    """
+    if total is not None and total < hide_below:
+        yield Bar(None, None)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+        console=console, transient=False,
+    )
+    with progress:
+        task = progress.add_task(desc, total=total, info=info)
+        yield Bar(progress, task)
