@@ -52,29 +52,49 @@ def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
 
 
 def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, normal_class: int | None = None,
-        data_root: str | None = None, resume: str | Path | None = None) -> FitOutput:
+        data_root: str | None = None, resume: str | Path | None = None,
+        tensorboard: str | Path | None = None, run_name: str | None = None,
+        model_name: str | None = None) -> FitOutput:
     """Train ``cfg.task`` on ``data`` (a folder, a dataset name or an ImageSet) and write the run.
 
     Writes RUN_DIR/model.safetensors (best epoch), last.safetensors, checkpoint.safetensors
-    (for --resume), metrics.csv, loss_curve.png, recon_epochNNN.png and summary.json.
+    (for --resume), metrics.csv, loss_curve.png, recon_epochNNN.png, summary.json and
+    metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
+    to ROOT/<model_name>/<run_name>/ (see aedetect.tensorboard).
     """
     run_dir = Path(resume) if resume is not None else new_run_dir(out)
-    images = data if isinstance(data, ImageSet) else load_training_data(
-        data, cfg.data, normal_class=normal_class, data_root=data_root)
+    head = get_head(cfg.task)
+    loader = getattr(head, "training_data", None)  # the denoise head trains on random crops
+    if loader is not None:
+        images = loader(data, cfg, normal_class=normal_class, data_root=data_root)
+    else:
+        images = data if isinstance(data, ImageSet) else load_training_data(
+            data, cfg.data, normal_class=normal_class, data_root=data_root)
     images = prepare_data(images, cfg)
     train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
-    head = get_head(cfg.task)
+    # A head may hold out its own calibration images (unseen by training and early stopping).
+    split_calib = getattr(head, "calibration_split", None)
+    train_set, calib_set = split_calib(train_set, val_set, cfg) if split_calib else (train_set, val_set)
     model = ConvAutoencoder(cfg.model)
-    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=head.corruption(cfg))
+    tb = None
+    if tensorboard is not None:
+        from aedetect.tensorboard import TensorBoardLogger
+
+        tb = TensorBoardLogger.for_run(tensorboard, cfg, val_set, run_dir, run_name=run_name,
+                                       model_name=model_name, corrupt=head.corruption(cfg))
+    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=head.corruption(cfg), **(tb.callbacks() if tb else {}))
     if resume is not None:
         trainer.load_state(run_dir / "checkpoint.safetensors")
         log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
     result = trainer.fit(train_set, val_set)
-    calibration = head.calibrate(result.model, val_set, cfg, trainer.device)
+    if tb is not None:
+        tb.finish(result.model, result.best_epoch)
+    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device)
     source = data if isinstance(data, str) else "ImageSet"
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,
         "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
+        "calib_images": len(calib_set) if calib_set is not val_set else 0,
         "skipped_files": len(images.skipped),
     }
     model_path = run_dir / "model.safetensors"
@@ -87,4 +107,9 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
         write_text_atomic(run_dir / "summary.json", json.dumps(
             {"training": training, "calibration": calibration,
              "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
+        from aedetect.inspection.runmetrics import write_run_metrics
+
+        write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,
+                          best_val_loss=result.best_val_loss, corrupt=trainer.corrupt, normal_class=normal_class,
+                          data_root=data_root, custom_data=loader is not None)
     return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)

@@ -58,6 +58,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"channels": 1},
         "train": {"batch_size": 64},
     },
+    # Denoiser: a small U-Net (skip connections) predicting the noise (residual output),
+    # trained on 64x64 crops with Gaussian noise of sigma 5..50 (blind); see docs/denoise.md.
+    "denoise-unet": {
+        "task": "denoise",
+        "model": {"widths": [32, 64, 128], "convs_per_level": 2, "up": "nearest", "skip": True,
+                  "residual": True},
+        "data": {"channels": 1, "size": None},
+        "train": {"batch_size": 32, "loss": "mse", "epochs": 30, "lr": 1e-3},
+        "denoise": {"noise": "gaussian", "level": [5, 50], "patch_size": 64, "crops_per_image": 64},
+    },
 }
 
 

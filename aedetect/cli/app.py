@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.logging import RichHandler
+from rich.markup import escape
 
 from aedetect.errors import AedetectError
 from aedetect.progress import console
@@ -24,11 +24,23 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class OneLineHandler(logging.Handler):
+    """Each record is exactly one terminal line (never wrapped), so a warning about a bad
+    file stays greppable in a log of 10,000 files."""
+
+    STYLES = {"WARNING": "yellow", "ERROR": "bold red", "INFO": "dim", "DEBUG": "dim"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname
+        prefix = "" if level == "INFO" else f"[{self.STYLES.get(level, '')}]{level.lower()}:[/] "
+        console.print(prefix + escape(self.format(record)), soft_wrap=True, highlight=False)
+
+
 def setup_logging(verbose: bool = False) -> None:
-    """Warnings (skipped files) and progress go to stderr through rich; results to stdout."""
+    """Warnings (skipped files) and progress go to stderr; results to stdout."""
     logger = logging.getLogger("aedetect")
     logger.handlers.clear()
-    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    handler = OneLineHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -36,7 +48,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -39,6 +39,11 @@ def fit(
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set model.widths=[16,32] (repeatable).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    tensorboard: Annotated[bool, typer.Option(help="Log losses, reconstructions and latent codes for TensorBoard under --tensorboard-dir/<model>/<run-name>/.")] = False,
+    tensorboard_dir: Annotated[Path, typer.Option(help="Root folder of TensorBoard runs (view with: tensorboard --logdir DIR).")] = Path("runs"),
+    run_name: Annotated[Optional[str], typer.Option(help="TensorBoard run name (default: the run folder's name).")] = None,
+    noise: Annotated[Optional[list[str]], typer.Option(help="Denoise: noise kind(s) to train on: gaussian, shot, speckle, salt_pepper, jpeg (repeatable).")] = None,
+    noise_level: Annotated[Optional[str], typer.Option(help="Denoise: LEVEL (fixed) or LOW:HIGH (blind), e.g. 5:50 for Gaussian sigma on 0..255.")] = None,
 ) -> None:
     """Train on normal (anomaly) or clean (denoise) images; writes RUN_DIR/model.safetensors."""
     from aedetect.fit import fit as run_fit
@@ -54,14 +59,23 @@ def fit(
                   "weight_decay": weight_decay, "loss": loss, "patience": patience,
                   "val_fraction": val_fraction, "max_images": max_images, "amp": amp},
     })
+    if noise or noise_level:  # the denoise recipe (see aedetect.noise); --set denoise.KEY=... also works
+        from aedetect.noise import parse_level
+
+        overrides["denoise"] = prune_none({"noise": (noise[0] if len(noise) == 1 else noise) if noise else None,
+                                           "level": parse_level(noise_level) if noise_level else None})
     overrides = merge(overrides, parse_sets(set_))
     if resume is not None:
         cfg = resume_config(resume)
         apply_overrides(cfg, {"train": overrides.get("train", {})})
         cfg.validate()
     else:
+        if preset is None and recipe is None and overrides.get("task") == "denoise":
+            preset = "denoise-unet"
         cfg = build_config(preset, recipe, overrides)
-    output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume)
+    output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
+                     tensorboard=tensorboard_dir if tensorboard else None, run_name=run_name,
+                     model_name=preset or (recipe.stem if recipe else None))
     r = output.result
     skipped = len(output.data.skipped)
     console.print(

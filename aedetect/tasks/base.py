@@ -37,7 +37,13 @@ class ReconstructionHead:
 def get_head(task: str) -> TaskHead:
     """The head for ``cfg.task``; heads register lazily so importing one does not import all."""
     if task == "anomaly":
-        return ReconstructionHead()
+        from aedetect.tasks.anomaly import AnomalyHead
+
+        return AnomalyHead()
+    if task == "denoise":
+        from aedetect.tasks.denoise import DenoiseHead
+
+        return DenoiseHead()
     from aedetect.errors import ConfigError
 
     raise ConfigError(f"task: {task!r} is not one of anomaly, denoise")

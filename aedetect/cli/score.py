@@ -1,0 +1,59 @@
+"""``aedetect score MODEL DATA --out DIR``: scores, flags, heat maps and (with labels) metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from aedetect.cli.app import app, handle_errors
+from aedetect.progress import console
+
+METRIC_ROWS = (("image_auroc", "image AUROC"), ("image_ap", "image AP"),
+               ("f1_at_threshold", "F1 at threshold"), ("best_f1", "best F1"),
+               ("fpr_at_threshold", "FPR at threshold"), ("recall_at_threshold", "recall at threshold"),
+               ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO (FPR<=0.3)"))
+
+
+@app.command()
+@handle_errors
+def score(
+    model: Annotated[Path, typer.Argument(help="Anomaly model file written by `aedetect fit` (model.safetensors).")],
+    data: Annotated[str, typer.Argument(help="Image folder (MVTec AD layout gives labels and masks), or mnist | fashion-mnist | cifar10 | digits with --normal-class.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder to create for the results (default: a new runs/score-*).")] = None,
+    normal_dir: Annotated[Optional[str], typer.Option(help="Folder of normal images (labels 0), relative to DATA or absolute.")] = None,
+    abnormal_dir: Annotated[Optional[str], typer.Option(help="Folder of anomalous images (labels 1), relative to DATA or absolute.")] = None,
+    mask_dir: Annotated[Optional[str], typer.Option(help="Folder of masks for the anomalous images (same stem, optional _mask suffix).")] = None,
+    normal_class: Annotated[Optional[int], typer.Option(help="For datasets by name: class K is normal, the others anomalous (test split).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Where datasets by name live (default $AEDETECT_DATA_ROOT).")] = None,
+    all_heatmaps: Annotated[bool, typer.Option("--all-heatmaps", help="Heat maps for every image, not only flagged ones.")] = False,
+    heatmaps: Annotated[bool, typer.Option("--heatmaps/--no-heatmaps", help="Write heat-map PNGs.")] = True,
+    fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 2 when any image is flagged.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+) -> None:
+    """Score images with a calibrated anomaly model (higher score = more anomalous)."""
+    from rich.table import Table
+
+    from aedetect.score import score_data
+
+    rep = score_data(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+                     normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
+                     heatmaps=heatmaps, batch_size=batch_size, device=device)
+    table = Table(title=f"aedetect score: {rep.out}", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("images scored", str(rep.n_images))
+    table.add_row("flagged (score > threshold)", f"{rep.n_flagged} ({rep.n_flagged / max(rep.n_images, 1):.1%})")
+    table.add_row("unreadable", str(rep.n_errors))
+    table.add_row("threshold", f"{rep.threshold:.6g}")
+    for key, name in METRIC_ROWS:
+        if key in rep.metrics:
+            table.add_row(name, f"{rep.metrics[key]:.4f}")
+    table.add_row("heat maps", str(rep.heatmaps))
+    console.print(table)
+    typer.echo(str(rep.out / "scores.csv"))
+    if fail_on_anomaly and rep.n_flagged:
+        console.print(f"[bold yellow]{rep.n_flagged} image(s) flagged as anomalous[/]", highlight=False)
+        raise typer.Exit(2)

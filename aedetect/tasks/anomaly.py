@@ -1,0 +1,337 @@
+"""The anomaly head: error maps, image scores, and the calibration saved in the model file.
+
+Direction, everywhere in aedetect: a higher score (and a higher map value) means more
+anomalous. An image is flagged when ``score > threshold``; the normalised score maps the
+threshold to 0.5 (and the median normal calibration image to 0.1), so every model reads the same.
+
+Settings live in ``Config.anomaly`` (a free table in the recipe, ``--set anomaly.KEY=VALUE``):
+
+==================  ========================================================================
+key                 meaning (default)
+==================  ========================================================================
+map                 per-pixel error: ``mse`` (squared error, mean over channels), ``l1``
+                    (absolute error), ``ssim`` (1 - local SSIM, Bergmann et al.) or ``mix``
+                    (weighted sum, see ``mix``). Default ``mse``.
+mix                 weights of the sub-maps for ``map = mix``, e.g. ``{"mse": 1, "ssim": 0.05}``;
+                    the maps have different scales, so the weights are not fractions.
+ssim_window         odd SSIM window size (11).
+smooth_sigma        Gaussian smoothing of the map in pixels, 0 = none (1.0).
+score               image score from the map: ``max``, ``mean`` or ``topk`` (mean of the top
+                    ``topk_percent`` % pixels). Default ``topk``.
+topk_percent        percentage of pixels for ``topk`` (1.0).
+target_fpr          false-positive rate on normal images the image threshold is set for (0.01).
+pixel_fpr           false-positive rate on normal pixels for the predicted-mask threshold (0.005).
+calib_fraction      fraction of the training images held out for calibration only, never seen
+                    by training or early stopping (0.15); 0 calibrates on the validation split.
+latent              ``none`` or ``knn``: add the distance of the image's encoder code to its
+                    ``latent_k`` nearest calibration codes (``latent_weight``), each part scaled
+                    by its median on normal calibration images. Default ``none``.
+latent_k            neighbours for the latent score (5).
+latent_weight       weight of the latent part (1.0).
+==================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aedetect.config import Config
+from aedetect.data.imageset import ImageSet, float_to_unit, scale_to_float
+from aedetect.errors import ConfigError
+from aedetect.ssim import ssim_map
+
+log = logging.getLogger("aedetect")
+
+MAPS = ("mse", "l1", "ssim", "mix")
+SCORES = ("max", "mean", "topk")
+LATENTS = ("none", "knn")
+CALIBRATION_VERSION = 1
+
+
+@dataclass
+class AnomalySettings:
+    """Validated form of ``Config.anomaly`` (see the module docstring for every key)."""
+
+    map: str = "mse"
+    mix: dict[str, float] = field(default_factory=lambda: {"mse": 1.0, "ssim": 0.05})
+    ssim_window: int = 11
+    smooth_sigma: float = 1.0
+    score: str = "topk"
+    topk_percent: float = 1.0
+    target_fpr: float = 0.01
+    pixel_fpr: float = 0.005
+    calib_fraction: float = 0.15
+    latent: str = "none"
+    latent_k: int = 5
+    latent_weight: float = 1.0
+
+    @classmethod
+    def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
+        """Read and check ``Config.anomaly``; a bad value is one line naming the key."""
+        d = dict(cfg.anomaly if isinstance(cfg, Config) else cfg)
+        s = cls()
+        for k, v in d.items():
+            if not hasattr(s, k):
+                raise ConfigError(f"anomaly.{k}: unknown key (allowed: {', '.join(sorted(asdict(s)))})")
+            setattr(s, k, v)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        def choice(key: str, allowed: tuple[str, ...]) -> None:
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"anomaly.{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
+
+        def number(key: str, lo: float, hi: float, lo_open: bool = False) -> float:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo < v if lo_open else lo <= v) or v > hi:
+                raise ConfigError(f"anomaly.{key}: must be a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
+            return float(v)
+
+        choice("map", MAPS)
+        choice("score", SCORES)
+        choice("latent", LATENTS)
+        if not isinstance(self.mix, dict) or not self.mix or any(k not in ("mse", "l1", "ssim") for k in self.mix):
+            raise ConfigError(f"anomaly.mix: expected weights for some of mse, l1, ssim, got {self.mix!r}")
+        for k, w in self.mix.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+                raise ConfigError(f"anomaly.mix: weight of {k} must be a number >= 0, got {w!r}")
+        if isinstance(self.ssim_window, bool) or not isinstance(self.ssim_window, int) \
+                or self.ssim_window < 3 or self.ssim_window % 2 == 0:
+            raise ConfigError(f"anomaly.ssim_window: must be an odd integer >= 3, got {self.ssim_window!r}")
+        self.smooth_sigma = number("smooth_sigma", 0, 50)
+        self.topk_percent = number("topk_percent", 0, 100, lo_open=True)
+        self.target_fpr = number("target_fpr", 0, 0.5, lo_open=True)
+        self.pixel_fpr = number("pixel_fpr", 0, 0.5, lo_open=True)
+        self.calib_fraction = number("calib_fraction", 0, 0.5)
+        self.latent_weight = number("latent_weight", 0, 1e6)
+        if isinstance(self.latent_k, bool) or not isinstance(self.latent_k, int) or self.latent_k < 1:
+            raise ConfigError(f"anomaly.latent_k: must be an integer >= 1, got {self.latent_k!r}")
+
+
+# ---- maps and scores ------------------------------------------------------------------------
+def error_map(x: Tensor, y: Tensor, s: AnomalySettings) -> Tensor:
+    """Per-pixel error (N, 1, H, W) between input ``x`` and reconstruction ``y``, both in [0, 1]."""
+
+    def one(kind: str) -> Tensor:
+        if kind == "mse":
+            return ((x - y) ** 2).mean(1, keepdim=True)
+        if kind == "l1":
+            return (x - y).abs().mean(1, keepdim=True)
+        return (1 - ssim_map(x, y, data_range=1.0, window=s.ssim_window)).mean(1, keepdim=True)
+
+    if s.map != "mix":
+        m = one(s.map)
+    else:
+        m = sum(float(w) * one(k) for k, w in s.mix.items() if w)  # type: ignore[assignment]
+    return smooth(m, s.smooth_sigma)
+
+
+def smooth(m: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur of (N, 1, H, W) maps (separable, reflect-padded; sigma 0 = unchanged)."""
+    if sigma <= 0:
+        return m
+    r = max(1, math.ceil(3 * sigma))
+    r = min(r, m.shape[-1] - 1, m.shape[-2] - 1)
+    if r < 1:
+        return m
+    t = torch.arange(-r, r + 1, dtype=m.dtype, device=m.device)
+    g = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1))
+
+
+def image_score(m: Tensor, how: str, topk_percent: float = 1.0) -> Tensor:
+    """One score per map: max, mean, or mean of the top ``topk_percent`` % pixels."""
+    flat = m.flatten(1)
+    if how == "max":
+        return flat.max(1).values
+    if how == "mean":
+        return flat.mean(1)
+    k = max(1, round(flat.shape[1] * topk_percent / 100))
+    return flat.topk(k, dim=1).values.mean(1)
+
+
+def latent_codes(model: nn.Module, x: Tensor) -> Tensor:
+    """Encoder codes pooled to at most 4x4 and flattened: the vectors of the latent kNN score."""
+    z = model.encode(x)  # type: ignore[operator]
+    if z.ndim == 4 and (z.shape[-1] > 4 or z.shape[-2] > 4):
+        z = F.adaptive_avg_pool2d(z, (min(4, z.shape[-2]), min(4, z.shape[-1])))
+    return z.flatten(1).float()
+
+
+def knn_distance(codes: Tensor, bank: Tensor, k: int, exclude_self: bool = False) -> Tensor:
+    """Mean Euclidean distance to the ``k`` nearest bank codes (self excluded when scoring the bank)."""
+    d = torch.cdist(codes, bank)
+    kk = min(k + int(exclude_self), bank.shape[0])
+    vals = d.topk(kk, dim=1, largest=False).values
+    if exclude_self:
+        vals = vals[:, 1:] if kk > 1 else vals
+    return vals.mean(1)
+
+
+@dataclass
+class RawScores:
+    """What one pass of the model gives: reconstructions and maps in [0, 1], scores, codes."""
+
+    inputs: Tensor
+    recon: Tensor
+    maps: Tensor
+    recon_scores: Tensor
+    codes: Tensor | None
+
+
+@torch.no_grad()
+def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s: AnomalySettings,
+              device: torch.device | str = "cpu", batch_size: int = 64, keep_images: bool = True,
+              on_batch: Any = None) -> RawScores:
+    """Score integer images (N, C, H, W) in batches; ``on_batch(n)`` reports progress."""
+    model.eval()
+    ins, recs, maps, scores, codes = [], [], [], [], []
+    for i in range(0, images.shape[0], batch_size):
+        xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
+        yb = model(xb).float()
+        xu, yu = float_to_unit(xb, cfg.data.scaling), float_to_unit(yb, cfg.data.scaling)
+        m = error_map(xu, yu, s)
+        maps.append(m.cpu())
+        scores.append(image_score(m, s.score, s.topk_percent).cpu())
+        if s.latent == "knn":
+            codes.append(latent_codes(model, xb).cpu())
+        if keep_images:
+            ins.append(xu.cpu())
+            recs.append(yu.cpu())
+        if on_batch is not None:
+            on_batch(xb.shape[0])
+    empty = torch.empty(0)
+    return RawScores(
+        inputs=torch.cat(ins) if ins else empty, recon=torch.cat(recs) if recs else empty,
+        maps=torch.cat(maps), recon_scores=torch.cat(scores), codes=torch.cat(codes) if codes else None)
+
+
+# ---- calibration ----------------------------------------------------------------------------
+def encode_bank(bank: Tensor) -> dict[str, Any]:
+    """A float16 code bank as base64 text, so it fits the model file's JSON metadata."""
+    arr = bank.numpy().astype(np.float16)
+    return {"shape": list(arr.shape), "float16_base64": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_bank(d: dict[str, Any]) -> Tensor:
+    arr = np.frombuffer(base64.b64decode(d["float16_base64"]), dtype=np.float16).reshape(d["shape"])
+    return torch.from_numpy(arr.astype(np.float32))
+
+
+def combine_scores(raw: RawScores, calibration: dict[str, Any], s: AnomalySettings,
+                   exclude_self: bool = False) -> Tensor:
+    """Final image score: the reconstruction score, plus the scaled latent kNN part if enabled."""
+    if s.latent != "knn":
+        return raw.recon_scores
+    bank = decode_bank(calibration["latent_bank"])
+    lat = knn_distance(raw.codes, bank, s.latent_k, exclude_self=exclude_self)  # type: ignore[arg-type]
+    return (raw.recon_scores / calibration["recon_scale"]
+            + s.latent_weight * lat / calibration["latent_scale"])
+
+
+def normalise(scores: Tensor | np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
+    """Logistic map with threshold -> 0.5 and the median normal calibration score -> 0.1."""
+    s = np.asarray(scores, dtype=np.float64)
+    z = (s - calibration["threshold"]) / calibration["spread"]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def threshold_at_fpr(normal_scores: np.ndarray, fpr: float) -> float:
+    """Smallest threshold t with at most ``fpr`` of the normal scores above it (flag: score > t)."""
+    s = np.sort(np.asarray(normal_scores, dtype=np.float64))
+    allowed = int(math.floor(fpr * s.size))
+    return float(s[s.size - 1 - allowed])
+
+
+def set_threshold(calibration: dict[str, Any], threshold: float, rule: str, normal_scores: np.ndarray) -> None:
+    """Store a threshold and the spread of the normalised score (median normal -> 0.1)."""
+    med = float(np.median(normal_scores))
+    spread = (threshold - med) / math.log(9.0)
+    if not spread > 0:
+        spread = max(abs(threshold), 1e-12) * 0.1
+    calibration.update(threshold=float(threshold), threshold_rule=rule, spread=float(spread),
+                       normal_median=med,
+                       calib_fpr=float((np.asarray(normal_scores) > threshold).mean()))
+
+
+def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int) -> dict[str, Any]:
+    """Thresholds and scales from normal held-out images (see :meth:`AnomalyHead.calibrate`)."""
+    cal: dict[str, Any] = {"version": CALIBRATION_VERSION, "settings": asdict(s), "calib_images": n_images,
+                           "target_fpr": s.target_fpr, "pixel_fpr": s.pixel_fpr}
+    if s.latent == "knn":
+        if raw.codes is None or raw.codes.shape[0] < 2:
+            raise ConfigError("anomaly.latent: 'knn' needs at least 2 calibration images")
+        cal["latent_bank"] = encode_bank(raw.codes)
+        cal["recon_scale"] = max(float(raw.recon_scores.median()), 1e-12)
+        lat = knn_distance(raw.codes, decode_bank(cal["latent_bank"]), s.latent_k, exclude_self=True)
+        cal["latent_scale"] = max(float(lat.median()), 1e-12)
+    scores = combine_scores(raw, cal, s, exclude_self=True).numpy()
+    set_threshold(cal, threshold_at_fpr(scores, s.target_fpr), "fpr", scores)
+    pix = raw.maps.flatten().numpy()
+    if pix.size > 2_000_000:
+        pix = np.random.default_rng(0).choice(pix, 2_000_000, replace=False)
+    cal["pixel_threshold"] = float(np.quantile(pix, 1 - s.pixel_fpr))
+    cal["map_display_max"] = float(np.quantile(pix, 0.999)) * 2
+    if n_images < 1 / s.target_fpr:
+        log.warning("calibration: %d normal images cannot resolve a %.3g false-positive rate; "
+                    "the threshold is the highest normal score", n_images, s.target_fpr)
+    return cal
+
+
+def f1_threshold(calibration: dict[str, Any], labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Replace the FPR threshold by the F1-optimal one on labelled validation scores."""
+    from aedetect.metrics import best_f1, both_classes
+
+    labels = np.asarray(labels)
+    if not both_classes(labels):
+        raise ConfigError("F1 calibration needs labelled validation images of both classes")
+    f1, t = best_f1(labels, scores)
+    cal = dict(calibration)
+    set_threshold(cal, t, "f1", np.asarray(scores)[labels == 0])
+    cal["validation_best_f1"] = f1
+    return cal
+
+
+class AnomalyHead:
+    """Reconstruct normal images; calibrate the flag threshold on held-out normal ones.
+
+    ``calibration_split`` carves a calibration set out of the training images (never trained
+    on, never used for early stopping), since a threshold set on the early-stopping split is
+    slightly optimistic; with ``calib_fraction = 0`` (or too few images) the validation split
+    is used instead.
+    """
+
+    name = "anomaly"
+
+    def corruption(self, cfg: Config) -> None:
+        AnomalySettings.from_config(cfg)  # fail before training, not after it
+        return None
+
+    def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
+        """(images to train on, images to calibrate on)."""
+        frac = AnomalySettings.from_config(cfg).calib_fraction
+        if frac <= 0 or len(train) < 10:
+            return train, val
+        rest, calib = train.split(frac, cfg.train.seed + 7)
+        return rest, calib
+
+    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device) -> dict[str, Any]:
+        s = AnomalySettings.from_config(cfg)
+        raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
+                        batch_size=cfg.train.batch_size, keep_images=False)
+        cal = calibrate_scores(raw, s, len(holdout))
+        log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "
+                 "pixel threshold %.6g", len(holdout), cal["threshold"], s.target_fpr, cal["pixel_threshold"])
+        return cal

@@ -1,0 +1,90 @@
+"""The model file: identical outputs after a round trip; clear errors for damaged files."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from aedetect.checkpoint import FORMAT_VERSION, load_model, read_metadata, save_model
+from aedetect.errors import ModelFileError
+from aedetect.models import ConvAutoencoder
+from aedetect.presets import build_config
+
+
+@pytest.fixture()
+def saved(tmp_path: Path) -> tuple[Path, ConvAutoencoder]:
+    cfg = build_config("estimator", overrides={"model": {"norm": "batch"}})
+    model = ConvAutoencoder(cfg.model)
+    with torch.no_grad():  # non-trivial batch-norm statistics must round-trip too
+        model(torch.rand(4, 1, 28, 28))
+    model.eval()
+    path = save_model(tmp_path / "m.safetensors", model, cfg, training={"epochs_run": 3},
+                      calibration={"threshold": 0.25})
+    return path, model
+
+
+def test_round_trip_gives_identical_outputs(saved: tuple[Path, ConvAutoencoder]) -> None:
+    path, model = saved
+    mf = load_model(path)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(mf.model(x), model(x))
+    assert mf.calibration == {"threshold": 0.25}
+    assert mf.metadata["format_version"] == FORMAT_VERSION
+    assert mf.config.model.up == "transpose"
+
+
+def test_truncated_file(saved: tuple[Path, ConvAutoencoder]) -> None:
+    path, _ = saved
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ModelFileError, match="truncated or corrupt"):
+        load_model(path)
+
+
+def test_tampered_weights_fail_the_checksum(saved: tuple[Path, ConvAutoencoder]) -> None:
+    path, _ = saved
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(path)
+
+
+def _rewrite_meta(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["aedetect"])
+    edit(meta)
+    header["__metadata__"]["aedetect"] = json.dumps(meta)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+
+
+def test_tampered_config_is_caught_by_shape_check(saved: tuple[Path, ConvAutoencoder]) -> None:
+    path, _ = saved
+    _rewrite_meta(path, lambda m: m["config"]["model"].__setitem__("widths", [8, 16, 32]))
+    with pytest.raises(ModelFileError, match="shape"):
+        load_model(path)
+
+
+def test_newer_format_version_is_refused(saved: tuple[Path, ConvAutoencoder]) -> None:
+    path, _ = saved
+    _rewrite_meta(path, lambda m: m.__setitem__("format_version", FORMAT_VERSION + 1))
+    with pytest.raises(ModelFileError, match="upgrade aedetect"):
+        load_model(path)
+    assert read_metadata(path)["format_version"] == FORMAT_VERSION + 1
+
+
+def test_not_a_model_file(tmp_path: Path) -> None:
+    p = tmp_path / "x.safetensors"
+    p.write_text("hello")
+    with pytest.raises(ModelFileError):
+        load_model(p)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "missing.safetensors")

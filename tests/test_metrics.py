@@ -1,0 +1,72 @@
+"""Anomaly metrics against scikit-learn and against answers worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from aedetect.metrics import (aupro, best_f1, f1_at_threshold, image_ap, image_auroc, image_metrics,
+                              pixel_auroc, pro_curve)
+
+
+def test_image_metrics_agree_with_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    s = rng.normal(size=200) + y * 0.8
+    assert image_auroc(y, s) == pytest.approx(roc_auc_score(y, s))
+    assert image_ap(y, s) == pytest.approx(average_precision_score(y, s))
+    assert f1_at_threshold(y, s, 0.3) == pytest.approx(f1_score(y, s > 0.3))
+
+
+def test_hand_made_auroc_and_f1() -> None:
+    y = [0, 0, 1, 1]
+    s = [0.1, 0.4, 0.35, 0.8]
+    # pairs (normal, anomalous): (0.1,0.35) ok, (0.1,0.8) ok, (0.4,0.35) wrong, (0.4,0.8) ok -> 3/4
+    assert image_auroc(y, s) == pytest.approx(0.75)
+    f1, t = best_f1(y, s)
+    # flag {0.8}: P=1 R=.5 F1=.667; flag {0.35,0.4,0.8}: P=2/3 R=1 F1=.8 -> best 0.8
+    assert f1 == pytest.approx(0.8)
+    assert f1_at_threshold(y, s, t) == pytest.approx(0.8)
+    m = image_metrics(y, s, threshold=0.5)
+    assert m["f1_at_threshold"] == pytest.approx(2 / 3)
+    assert m["fpr_at_threshold"] == 0.0 and m["recall_at_threshold"] == 0.5
+
+
+def test_pixel_auroc_is_auroc_over_pixels() -> None:
+    rng = np.random.default_rng(0)
+    masks = np.zeros((3, 16, 16), np.uint8)
+    masks[:, 4:8, 4:8] = 1
+    maps = rng.random((3, 16, 16)) + masks * 0.5
+    assert pixel_auroc(masks, maps) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()))
+
+
+def test_aupro_perfect_and_random_and_known_case() -> None:
+    masks = np.zeros((2, 20, 20), np.uint8)
+    masks[0, 2:4, 2:4] = 1      # a small region (4 px)
+    masks[1, 10:20, 0:10] = 1   # a large region (100 px)
+    assert aupro(masks, masks.astype(float)) == pytest.approx(1.0)
+    # A constant map: one threshold jumps from (0, 0) to (1, 1); area to 0.3 is 0.045 -> 0.15.
+    assert aupro(masks, np.zeros(masks.shape)) == pytest.approx(0.15)
+    # Only the small region is found (above every normal pixel), the large one never beats the
+    # normals: PRO is 0.5 from FPR 0 on (each region weighs 1/2 however large it is), then the
+    # remaining ties (large region + normals, all 0) jump to (1, 1) linearly.
+    maps = np.zeros(masks.shape)
+    maps[0, 2:4, 2:4] = 1.0
+    fpr, pro = pro_curve(masks, maps)
+    assert pro[1] == pytest.approx(0.5) and fpr[1] == 0.0
+    # area to 0.3 under the line from (0, 0.5) to (1, 1): 0.3*0.5 + 0.5*0.3*0.15 = 0.1725
+    assert aupro(masks, maps) == pytest.approx(0.1725 / 0.3)
+
+
+def test_aupro_weights_regions_not_pixels() -> None:
+    masks = np.zeros((1, 30, 30), np.uint8)
+    masks[0, 0:2, 0:2] = 1
+    masks[0, 10:30, 10:30] = 1
+    found_big = masks * 0.0
+    found_big[0, 10:30, 10:30] = 1
+    found_small = masks * 0.0
+    found_small[0, 0:2, 0:2] = 1
+    # Pixel AUROC loves finding the big region; AUPRO counts both regions the same.
+    assert pixel_auroc(masks, found_big) > pixel_auroc(masks, found_small)
+    assert aupro(masks, found_big) == pytest.approx(aupro(masks, found_small), abs=1e-9)
