@@ -159,6 +159,9 @@ class Config:
         """Fill the derived fields, then check everything; returns self for chaining."""
         resolve(self)
         validate(self)
+        from aedetect.tasks.base import get_head  # heads import config: import late
+
+        get_head(self.task).validate(self)
         return self
 
 

@@ -13,7 +13,7 @@ from aedetect.config import Config
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_training_data
 from aedetect.errors import AedetectError, DataError
-from aedetect.fsutil import new_run_dir, write_text_atomic
+from aedetect.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.models.cae import ConvAutoencoder
 from aedetect.tasks.base import get_head
 from aedetect.train import FitResult, Trainer, is_main_process
@@ -62,27 +62,23 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
     metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
     to ROOT/<model_name>/<run_name>/ (see aedetect.tensorboard).
     """
-    run_dir = Path(resume) if resume is not None else new_run_dir(out)
+    if resume is None:
+        check_new_dir(out)  # refuse a used --out before spending time on loading
     head = get_head(cfg.task)
-    loader = getattr(head, "training_data", None)  # the denoise head trains on random crops
-    if loader is not None:
-        images = loader(data, cfg, normal_class=normal_class, data_root=data_root)
-    else:
-        images = data if isinstance(data, ImageSet) else load_training_data(
-            data, cfg.data, normal_class=normal_class, data_root=data_root)
-    images = prepare_data(images, cfg)
+    images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
+    run_dir = Path(resume) if resume is not None else new_run_dir(out)
     train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
     # A head may hold out its own calibration images (unseen by training and early stopping).
-    split_calib = getattr(head, "calibration_split", None)
-    train_set, calib_set = split_calib(train_set, val_set, cfg) if split_calib else (train_set, val_set)
+    train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
     model = ConvAutoencoder(cfg.model)
+    corrupt = head.corruption(cfg)
     tb = None
     if tensorboard is not None:
         from aedetect.tensorboard import TensorBoardLogger
 
         tb = TensorBoardLogger.for_run(tensorboard, cfg, val_set, run_dir, run_name=run_name,
-                                       model_name=model_name, corrupt=head.corruption(cfg))
-    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=head.corruption(cfg), **(tb.callbacks() if tb else {}))
+                                       model_name=model_name, corrupt=corrupt)
+    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
     if resume is not None:
         trainer.load_state(run_dir / "checkpoint.safetensors")
         log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
@@ -111,5 +107,5 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
 
         write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,
                           best_val_loss=result.best_val_loss, corrupt=trainer.corrupt, normal_class=normal_class,
-                          data_root=data_root, custom_data=loader is not None)
+                          data_root=data_root, custom_data=head.builds_own_data)
     return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)

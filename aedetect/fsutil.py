@@ -34,18 +34,23 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         Path(tmp).write_text(text)
 
 
+def check_new_dir(out: str | Path | None) -> None:
+    """Raise if ``out`` exists and holds anything: results are never written over."""
+    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        from aedetect.errors import AedetectError
+
+        raise AedetectError(f"{out}: folder exists and is not empty; choose a new --out "
+                            "(or --resume it to continue that run)")
+
+
 def new_run_dir(out: str | Path | None, base: str | Path = "runs", prefix: str = "fit") -> Path:
     """``out`` if given (it must not already hold a model), else a new ``runs/<prefix>-<time>``.
 
     Never reuses a folder that has results in it: a second run gets a numbered sibling.
     """
     if out is not None:
+        check_new_dir(out)
         p = Path(out)
-        if p.exists() and any(p.iterdir()):
-            from aedetect.errors import AedetectError
-
-            raise AedetectError(f"{p}: folder exists and is not empty; choose a new --out "
-                                "(or --resume it to continue that run)")
         p.mkdir(parents=True, exist_ok=True)
         return p
     stamp = time.strftime("%Y%m%d-%H%M%S")

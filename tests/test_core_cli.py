@@ -104,3 +104,18 @@ def test_demo_fast_runs_end_to_end(tmp_path: Path) -> None:
     r = runner.invoke(app, ["demo", "--fast", "--out", str(tmp_path / "demo")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "demo" / "anomaly" / "model.safetensors").is_file()
+
+
+def test_bad_head_settings_fail_before_a_run_folder_exists(digit_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["fit", str(digit_folder), "--out", str(out), "--set", "anomaly.score=median"])
+    assert r.exit_code == 1 and "anomaly.score" in r.output
+    assert not out.exists()
+
+
+def test_cli_reference_lists_every_command() -> None:
+    """docs/cli.md is generated from the app (typer ... utils docs): it must not go stale."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    for cmd in app.registered_commands:
+        name = cmd.name or cmd.callback.__name__  # type: ignore[union-attr]
+        assert f"## `aedetect {name}`" in doc, name

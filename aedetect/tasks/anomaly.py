@@ -48,6 +48,7 @@ from aedetect.config import Config
 from aedetect.data.imageset import ImageSet, float_to_unit, scale_to_float
 from aedetect.errors import ConfigError
 from aedetect.ssim import ssim_map
+from aedetect.tasks.base import BaseHead
 
 log = logging.getLogger("aedetect")
 
@@ -304,7 +305,7 @@ def f1_threshold(calibration: dict[str, Any], labels: np.ndarray, scores: np.nda
     return cal
 
 
-class AnomalyHead:
+class AnomalyHead(BaseHead):
     """Reconstruct normal images; calibrate the flag threshold on held-out normal ones.
 
     ``calibration_split`` carves a calibration set out of the training images (never trained
@@ -315,9 +316,8 @@ class AnomalyHead:
 
     name = "anomaly"
 
-    def corruption(self, cfg: Config) -> None:
+    def validate(self, cfg: Config) -> None:
         AnomalySettings.from_config(cfg)  # fail before training, not after it
-        return None
 
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
         """(images to train on, images to calibrate on)."""

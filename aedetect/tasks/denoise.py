@@ -21,6 +21,7 @@ from aedetect.config import Config
 from aedetect.data.imageset import ImageSet, convert_channels
 from aedetect.errors import DataError
 from aedetect.noise import NoiseModel, NoiseRecipe, make_corruption, parse_recipe
+from aedetect.tasks.base import BaseHead
 
 
 def psnr(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
@@ -82,10 +83,14 @@ def crop_set(images: list[Tensor], max_value: float, recipe: NoiseRecipe, seed: 
                     paths=names, skipped=list(skipped or []))
 
 
-class DenoiseHead:
+class DenoiseHead(BaseHead):
     """Noise-augmented training (``corruption``) and a validation PSNR as the calibration."""
 
     name = "denoise"
+    builds_own_data = True
+
+    def validate(self, cfg: Config) -> None:
+        parse_recipe(cfg.denoise)
 
     def corruption(self, cfg: Config) -> NoiseModel:
         return make_corruption(cfg.denoise, cfg.data.scaling)
