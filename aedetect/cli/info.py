@@ -37,5 +37,7 @@ def info(
             t.add_row(f"{section}.{k}", json.dumps(v))
     for section in ("training", "calibration", "noise"):
         for k, v in (d.get(section) or {}).items():
-            t.add_row(f"{section}.{k}", json.dumps(v))
+            text = json.dumps(v)
+            # A latent-score code bank is kilobytes of base64: --json has it, the table not.
+            t.add_row(f"{section}.{k}", text if len(text) <= 160 else f"<{len(text):,} characters; see --json>")
     out.print(t)
