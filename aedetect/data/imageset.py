@@ -150,12 +150,18 @@ def stack_images(arrays: list[np.ndarray], cfg: DataConfig) -> tuple[Tensor, flo
     size = tuple(cfg.size) if cfg.size else _most_common_size(arrays)
     out = torch.empty((len(arrays), cfg.channels, *size), dtype=torch.int32 if sixteen else torch.uint8)
     for i, a in enumerate(arrays):
-        a = convert_channels(a, cfg.channels)
-        if sixteen and a.dtype == np.uint8:
-            a = a.astype(np.uint16) * 257  # 8-bit in a 16-bit set: same brightness
-        t = torch.from_numpy(a.astype(np.int32) if a.dtype == np.uint16 else a).permute(2, 0, 1)
-        out[i] = fit_size(t, size, cfg.resize).to(out.dtype)  # type: ignore[arg-type]
+        out[i] = fit_size(to_chw(a, cfg.channels, sixteen), size, cfg.resize).to(out.dtype)  # type: ignore[arg-type]
     return out, (65535.0 if sixteen else 255.0), size  # type: ignore[return-value]
+
+
+def to_chw(a: np.ndarray, channels: int, sixteen: bool) -> Tensor:
+    """One decoded (H, W, C) array -> a (C, H, W) integer tensor by the channel rule, on the
+    16-bit scale (int32) when any image of its set is 16-bit (8-bit values times 257: same
+    brightness), else uint8."""
+    a = convert_channels(a, channels)
+    if sixteen:
+        a = a.astype(np.int32) * (257 if a.dtype == np.uint8 else 1)
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
 
 
 def _most_common_size(arrays: list[np.ndarray]) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from aedetect.config import Config
-from aedetect.data.imageset import ImageSet, convert_channels
+from aedetect.data.imageset import ImageSet, to_chw
 from aedetect.errors import DataError
 from aedetect.noise import NoiseModel, NoiseRecipe, make_corruption, parse_recipe
 from aedetect.tasks.base import BaseHead
@@ -63,13 +63,7 @@ def random_crops(images: list[Tensor], patch: int, per_image: int, seed: int) ->
 def _to_tensors(arrays: list[np.ndarray], channels: int) -> tuple[list[Tensor], float]:
     """Decoded (H, W, C) arrays at native size -> (C, H, W) integer tensors on one scale."""
     sixteen = any(a.dtype == np.uint16 for a in arrays)
-    out = []
-    for a in arrays:
-        a = convert_channels(a, channels)
-        if sixteen:
-            a = a.astype(np.int32) * (257 if a.dtype == np.uint8 else 1)
-        out.append(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1))
-    return out, (65535.0 if sixteen else 255.0)
+    return [to_chw(a, channels, sixteen) for a in arrays], (65535.0 if sixteen else 255.0)
 
 
 def crop_set(images: list[Tensor], max_value: float, recipe: NoiseRecipe, seed: int,
