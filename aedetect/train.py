@@ -209,28 +209,31 @@ class Trainer:
             self.model.train()
             perm = torch.randperm(n, generator=self.generator)
             e0 = time.perf_counter()
-            running = 0.0
+            # The running loss stays on the device: reading it back every step would make the
+            # GPU wait for the CPU each step. It is read (and checked) every 10 steps.
+            running = torch.zeros((), device=self.device)
             with progress_bar(f"epoch {epoch}/{t.epochs}", total=steps) as bar:
                 for s in range(steps):
                     idx = perm[s * t.batch_size:(s + 1) * t.batch_size]
                     inp, target = self._batch(train, idx)
                     out = self._forward(inp)
                     loss = self.loss_fn(out, target)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}; "
-                                                 "lower the learning rate (--lr)")
                     self.optimizer.zero_grad(set_to_none=True)
                     self.scaler.scale(loss).backward()
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
-                    running += float(loss.detach()) * len(idx)
+                    running += loss.detach() * len(idx)
                     images_seen += len(idx)
                     bar.advance()
                     if self.on_step is not None:
                         self.on_step((epoch - 1) * steps + s + 1, float(loss.detach()))
                     if s % 10 == 0 or s == steps - 1:
+                        value = float(loss.detach())
+                        if not math.isfinite(value):
+                            raise FloatingPointError(f"loss became {value} at epoch {epoch}; "
+                                                     "lower the learning rate (--lr)")
                         rate = (s * t.batch_size + len(idx)) / max(time.perf_counter() - e0, 1e-9)
-                        bar.update(info=f"loss {float(loss.detach()):.5f}  {rate:,.0f} img/s")
+                        bar.update(info=f"loss {value:.5f}  {rate:,.0f} img/s")
             train_seconds = time.perf_counter() - e0
             val_loss = self.evaluate(val)
             improved = val_loss < self.best_val
@@ -240,7 +243,7 @@ class Trainer:
                 patience_left = t.patience
             else:
                 patience_left -= 1
-            row = {"epoch": epoch, "train_loss": running / n, "val_loss": val_loss,
+            row = {"epoch": epoch, "train_loss": float(running) / n, "val_loss": val_loss,
                    "best": int(improved), "seconds": round(train_seconds, 3),
                    "images_per_s": round(n / max(train_seconds, 1e-9), 1),
                    "lr": self.optimizer.param_groups[0]["lr"]}

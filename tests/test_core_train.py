@@ -84,3 +84,14 @@ def test_all_losses_train(tmp_path: Path) -> None:
         cfg = _cfg(1, loss=loss, max_images=200)
         out = fit("digits", cfg, tmp_path / loss)
         assert torch.isfinite(torch.tensor(out.result.best_val_loss))
+
+
+def test_a_diverging_loss_stops_with_a_clear_error() -> None:
+    import pytest
+
+    cfg = _cfg(1)
+    data = load_training_data("digits", cfg.data)
+    train, val = data.split(0.2, seed=0)
+    trainer = Trainer(ConvAutoencoder(cfg.model), cfg, corrupt=lambda x, g: x * float("nan"))
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        trainer.fit(train, val)
