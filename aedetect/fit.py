@@ -11,7 +11,6 @@ from typing import Any
 from aedetect.checkpoint import load_training_state, save_model
 from aedetect.config import Config
 from aedetect.data.imageset import ImageSet
-from aedetect.data.sources import load_training_data
 from aedetect.errors import AedetectError, DataError
 from aedetect.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.models.cae import ConvAutoencoder

@@ -51,20 +51,28 @@ def save_loss_curve(history: list[dict[str, Any]], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def upscale_factor(h: int, w: int, min_side: int = 64) -> int:
+    """Integer factor that brings the shorter side to at least ``min_side`` pixels."""
+    return max(1, -(-min_side // max(1, min(h, w))))
+
+
 def upscale_for_display(x: Tensor, min_side: int = 64) -> Tensor:
     """Nearest-neighbour upscaling so 8x8 or 28x28 images are visible in a grid."""
-    h, w = x.shape[-2:]
-    f = max(1, -(-min_side // min(h, w)))
-    return F.interpolate(x, scale_factor=f, mode="nearest") if f > 1 else x
+    f = upscale_factor(*x.shape[-2:], min_side=min_side)
+    return F.interpolate(x.float(), scale_factor=f, mode="nearest") if f > 1 else x
+
+
+def save_tile_grid(tiles: Tensor, path: str | Path, nrow: int, min_side: int = 64) -> Path:
+    """Tiles (N, C, h, w) in [0, 1], upscaled to at least ``min_side``, as one PNG grid
+    (torchvision's make_grid layout: padding 2, white), written atomically."""
+    from torchvision.utils import make_grid, save_image
+
+    grid = make_grid(upscale_for_display(tiles.float(), min_side).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
+    return Path(path)
 
 
 def save_recon_grid(rows: list[Tensor], path: str | Path, min_side: int = 64) -> Path:
     """One row per tensor (e.g. inputs over reconstructions), values in [0, 1]."""
-    from torchvision.utils import make_grid, save_image
-
-    n = rows[0].shape[0]
-    batch = torch.cat([upscale_for_display(r.float().clamp(0, 1), min_side) for r in rows])
-    grid = make_grid(batch, nrow=n, padding=2, pad_value=1.0)
-    with atomic_path(path) as tmp:
-        save_image(grid, tmp, format="png")
-    return Path(path)
+    return save_tile_grid(torch.cat([r.float() for r in rows]), path, nrow=rows[0].shape[0], min_side=min_side)

@@ -28,6 +28,7 @@ from aedetect.data.imageset import ImageSet
 from aedetect.detector import AnomalyDetector, AnomalyResult
 from aedetect.fsutil import atomic_path, new_run_dir, write_text_atomic
 from aedetect.metrics import both_classes, image_metrics, pixel_metrics
+from aedetect.plots import upscale_factor
 from aedetect.progress import progress_bar
 
 log = logging.getLogger("aedetect")
@@ -81,7 +82,7 @@ def heatmap_panel(inp: np.ndarray, rec: np.ndarray, m: np.ndarray, pred: np.ndar
         return (np.clip(x.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
 
     h, w = m.shape
-    f = max(1, -(-min_side // min(h, w)))
+    f = upscale_factor(h, w, min_side)
 
     def up(x: np.ndarray) -> np.ndarray:  # nearest-neighbour upscaling, so small images stay visible
         return np.repeat(np.repeat(x, f, 0), f, 1)

@@ -23,7 +23,7 @@ import torch
 from aedetect.config import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.data.io import ImageReadError, read_image
-from aedetect.data.sources import (TORCHVISION_DATASETS, decode_files, find_images, is_mvtec, load_digits,
+from aedetect.data.sources import (TORCHVISION_DATASETS, decode_usable, find_images, is_mvtec, load_digits,
                                    load_files, load_torchvision)
 from aedetect.errors import DataError
 
@@ -60,13 +60,8 @@ def load_labelled_files(entries: list[tuple[Path, int, str, Path | None]], cfg: 
 
     Masks are kept only if every anomalous image has one (normal images get empty masks).
     """
-    if not entries:
-        raise DataError(f"{what}: no image files found")
     by_path = {p: (lab, kind, m) for p, lab, kind, m in entries}
-    arrays, good, skipped = decode_files([e[0] for e in entries])
-    if not arrays:
-        raise DataError(f"{what}: none of the {len(entries)} image files could be read "
-                        f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    arrays, good, skipped = decode_usable([e[0] for e in entries], what)
     images, max_value, size = stack_images(arrays, cfg)
     labels = torch.tensor([by_path[p][0] for p in good], dtype=torch.long)
     kinds = [by_path[p][1] for p in good]

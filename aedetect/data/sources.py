@@ -17,7 +17,7 @@ import torch
 
 from aedetect.config import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
-from aedetect.data.io import ImageReadError, is_image_file, read_image
+from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
 from aedetect.errors import DataError
 from aedetect.progress import progress_bar
 
@@ -72,14 +72,21 @@ def decode_files(paths: list[Path], desc: str = "decoding") -> tuple[list[np.nda
     return arrays, good, skipped
 
 
-def load_files(paths: list[Path], cfg: DataConfig, what: str) -> ImageSet:
-    """Decode and stack a list of files; ``what`` names the source in the error message."""
+def decode_usable(paths: list[Path], what: str) -> tuple[list[np.ndarray], list[Path], list[tuple[str, str]]]:
+    """:func:`decode_files`, but "no files" and "no readable file" are one clear DataError each
+    (``what`` names the source): the only bad-input cases a run cannot go on from."""
     if not paths:
-        raise DataError(f"{what}: no image files found (looked for {', '.join(('png', 'jpg', 'jpeg', 'bmp', 'tif', 'tiff', 'webp'))})")
+        raise DataError(f"{what}: no image files found (looked for {', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
     arrays, good, skipped = decode_files(paths)
     if not arrays:
         raise DataError(f"{what}: none of the {len(paths)} image files could be read "
                         f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    return arrays, good, skipped
+
+
+def load_files(paths: list[Path], cfg: DataConfig, what: str) -> ImageSet:
+    """Decode and stack a list of files; ``what`` names the source in the error message."""
+    arrays, good, skipped = decode_usable(paths, what)
     images, max_value, _ = stack_images(arrays, cfg)
     return ImageSet(images=images, max_value=max_value, paths=[str(p) for p in good], skipped=skipped)
 

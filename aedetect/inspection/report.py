@@ -21,10 +21,11 @@ from torch import Tensor
 from aedetect.checkpoint import ModelFile, load_model
 from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.errors import AedetectError
-from aedetect.fsutil import atomic_path, new_run_dir
+from aedetect.fsutil import new_run_dir
 from aedetect.inspection import probe as pr
 from aedetect.inspection.codes import encode_set, grid_shape, interpolate, why_no_decode
 from aedetect.inspection.html import write_index
+from aedetect.plots import save_tile_grid
 from aedetect.progress import progress_bar
 
 log = logging.getLogger("aedetect")
@@ -55,22 +56,9 @@ class InspectResult:
         return {p.name: self.out / p.file for p in self.pictures if p.file}
 
 
-def upscale_factor(h: int, w: int, min_side: int = TILE_MIN_SIDE) -> int:
-    return max(1, -(-min_side // max(1, min(h, w))))
-
-
 def save_tiles(tiles: Tensor, path: Path, nrow: int | None = None, min_side: int = TILE_MIN_SIDE) -> Path:
-    """Tiles (N, C, h, w) in [0, 1], upscaled (nearest) to at least ``min_side``, as one grid."""
-    from torchvision.utils import make_grid, save_image
-
-    f = upscale_factor(*tiles.shape[-2:], min_side=min_side)
-    if f > 1:
-        tiles = F.interpolate(tiles.float(), scale_factor=f, mode="nearest")
-    n = tiles.shape[0]
-    grid = make_grid(tiles.clamp(0, 1), nrow=nrow or grid_shape(n)[1], padding=2, pad_value=1.0)
-    with atomic_path(path) as tmp:
-        save_image(grid, tmp, format="png")
-    return path
+    """Tiles (N, C, h, w) in [0, 1] as one grid, near-square unless ``nrow`` is given."""
+    return save_tile_grid(tiles, path, nrow=nrow or grid_shape(tiles.shape[0])[1], min_side=min_side)
 
 
 def load_inspect_data(data: str | None, mf: ModelFile, data_root: str | None = None) -> tuple[ImageSet, str]:

@@ -92,7 +92,7 @@ class DenoiseHead(BaseHead):
     def training_data(self, data: str | ImageSet | list[np.ndarray], cfg: Config, normal_class: int | None = None,
                       data_root: str | None = None) -> ImageSet:
         """Clean images at their own size -> random crops; sets ``data.size`` to the patch size."""
-        from aedetect.data.sources import decode_files, find_images, load_training_data
+        from aedetect.data.sources import decode_usable, find_images, load_training_data
 
         recipe = parse_recipe(cfg.denoise)
         skipped: list[tuple[str, str]] = []
@@ -103,12 +103,7 @@ class DenoiseHead(BaseHead):
             images, max_value = _to_tensors(data, cfg.data.channels)
             paths = [f"array:{i}" for i in range(len(images))]
         elif Path(data).exists():
-            files = find_images(data)
-            if not files:
-                raise DataError(f"{data}: no image files found")
-            arrays, good, skipped = decode_files(files)
-            if not arrays:
-                raise DataError(f"{data}: none of the {len(files)} image files could be read")
+            arrays, good, skipped = decode_usable(find_images(data), str(data))
             images, max_value = _to_tensors(arrays, cfg.data.channels)
             paths = [str(p) for p in good]
         else:
