@@ -106,3 +106,13 @@ def test_encode_decode_round_trip_equals_forward() -> None:
 def test_unresolved_config_is_refused() -> None:
     with pytest.raises(ConfigError, match="auto"):
         ConvAutoencoder(Config().model)
+
+
+def test_conv_code_layer_is_linear() -> None:
+    """A ReLU on a narrow 1x1-conv code can die as a whole (constant decoder input); the code
+    layer stays linear like the dense one, so codes take negative values too."""
+    cfg = build_config("small", overrides={"model": {"latent_channels": 4}})
+    model = ConvAutoencoder(cfg.model).eval()
+    with torch.no_grad():
+        z = model.encode(torch.rand(8, 1, 32, 32))
+    assert z.shape[1] == 4 and float(z.min()) < 0 < float(z.max())

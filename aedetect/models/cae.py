@@ -191,8 +191,10 @@ class ConvAutoencoder(nn.Module):
             self.from_latent = nn.Sequential(nn.Linear(c.latent_dim, n), make_activation(c.activation),
                                              nn.Unflatten(1, self._feat_shape))
         elif c.latent_channels:
-            self.to_latent = nn.Sequential(nn.Conv2d(channels, c.latent_channels, 1),
-                                           make_activation(c.activation))
+            # The code layer stays linear, as in the dense and mlp bottlenecks: a ReLU on a
+            # narrow code (4 channels) can die as a whole and leave the decoder a constant input,
+            # which stalled about one demo run in three at the mean-image loss.
+            self.to_latent = nn.Sequential(nn.Conv2d(channels, c.latent_channels, 1))
             self.from_latent = nn.Sequential(nn.Conv2d(c.latent_channels, channels, 1),
                                              make_activation(c.activation))
 
