@@ -12,6 +12,7 @@ from aedetect.checkpoint import load_training_state, save_model
 from aedetect.config import Config
 from aedetect.data.imageset import ImageSet
 from aedetect.errors import AedetectError, DataError
+from aedetect.fastmath import flush_denormals
 from aedetect.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.models.cae import ConvAutoencoder
 from aedetect.tasks.base import get_head
@@ -63,6 +64,14 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
     """
     if resume is None:
         check_new_dir(out)  # refuse a used --out before spending time on loading
+    with flush_denormals():  # training, calibration and test metrics: see aedetect.fastmath
+        return _fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
+                    tensorboard=tensorboard, run_name=run_name, model_name=model_name)
+
+
+def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_class: int | None,
+         data_root: str | None, resume: str | Path | None, tensorboard: str | Path | None,
+         run_name: str | None, model_name: str | None) -> FitOutput:
     head = get_head(cfg.task)
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
     run_dir = Path(resume) if resume is not None else new_run_dir(out)

@@ -2,7 +2,8 @@
 
 Batches are sliced from the decoded-once integer cache and scaled on the device: no
 DataLoader workers, no PIL, no per-sample transforms. On CUDA it uses mixed precision
-(bf16 where supported, else fp16 with a GradScaler) and channels_last. Validation loss every
+(bf16 where supported, else fp16 with a GradScaler) and channels_last; on the CPU,
+channels_last and denormals flushed on every thread (aedetect.fastmath). Validation loss every
 epoch; the best epoch is restored at the end; early stopping with patience; a checkpoint
 each epoch so ``--resume`` continues an interrupted run. Only rank 0 writes files, so a
 torchrun / DDP launch can slot in later.
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from aedetect.checkpoint import TrainingState, load_training_state, save_training_state
 from aedetect.config import Config
 from aedetect.data.imageset import ImageSet, float_to_unit
+from aedetect.fastmath import flush_denormals
 from aedetect.fsutil import write_text_atomic
 from aedetect.losses import make_loss
 from aedetect.progress import progress_bar
@@ -198,6 +200,11 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self, train: ImageSet, val: ImageSet) -> FitResult:
+        """Train for the configured epochs (from ``start_epoch`` after a resume)."""
+        with flush_denormals():
+            return self._fit(train, val)
+
+    def _fit(self, train: ImageSet, val: ImageSet) -> FitResult:
         t = self.cfg.train
         n = len(train)
         steps = max(1, math.ceil(n / t.batch_size))

@@ -10,7 +10,7 @@ aedetect side: ``aedetect.fit.fit`` on the same images (decoded once to a uint8 
 batches sliced and scaled on the device), timing only its training phase (the per-epoch
 ``seconds`` it records) and, separately, the whole call including validation and run files.
 
-    python bench/bench_fit.py --data-root ../shared/data --images 10000 --epochs 2 --repeats 3
+    python bench/bench_fit.py --data-root ../shared/data --images 10000 --epochs 3 --repeats 3
 """
 
 from __future__ import annotations
@@ -25,8 +25,16 @@ import torch
 from torch import nn
 
 
-def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int, batch: int, lr: float) -> float:
-    """Seconds per epoch of the tutorial-style loop (PIL dataset, per-sample transforms)."""
+def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int, batch: int, lr: float,
+                           flush: bool = False) -> float:
+    """Seconds per epoch of the tutorial-style loop (PIL dataset, per-sample transforms);
+    ``flush``: the same loop with denormals flushed on every thread (aedetect.fastmath), to
+    show how much of aedetect's lead is that one setting."""
+    from aedetect.fastmath import flush_denormals
+
+    if flush:
+        with flush_denormals():
+            return tutorial_epoch_seconds(model, data_root, n, epochs, batch, lr)
     import torchvision.transforms as T
     from torch.utils.data import DataLoader, Subset
     from torchvision.datasets import MNIST
@@ -75,7 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--images", type=int, default=10000)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--preset", default="small")
@@ -88,18 +96,22 @@ def main() -> None:
         "data": {"size": [28, 28]},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 1e-3, "device": "cpu",
                   "patience": 100, "grid_every": 0}})
-    tut, ours, ours_wall = [], [], []
+    tut, tut_flush, ours, ours_wall = [], [], [], []
     for r in range(args.repeats):
         torch.manual_seed(r)
         tut.append(tutorial_epoch_seconds(ConvAutoencoder(cfg.model), args.data_root, args.images,
                                           args.epochs, args.batch_size, 1e-3))
+        torch.manual_seed(r)
+        tut_flush.append(tutorial_epoch_seconds(ConvAutoencoder(cfg.model), args.data_root, args.images,
+                                                args.epochs, args.batch_size, 1e-3, flush=True))
         o, w = aedetect_epoch_seconds(cfg, args.data_root, args.images)
         ours.append(o)
         ours_wall.append(w)
         print(f"repeat {r + 1}: tutorial {args.images / tut[-1]:,.0f} img/s, "
+              f"tutorial + flushed denormals {args.images / tut_flush[-1]:,.0f} img/s, "
               f"aedetect {args.images / ours[-1]:,.0f} img/s (training), "
               f"{args.images / ours_wall[-1]:,.0f} img/s (whole fit incl. validation and files)", flush=True)
-    mt, mo, mw = (statistics.median(v) for v in (tut, ours, ours_wall))
+    mt, mf, mo, mw = (statistics.median(v) for v in (tut, tut_flush, ours, ours_wall))
     params = ConvAutoencoder(cfg.model).parameter_counts()["parameters"]
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -108,6 +120,7 @@ def main() -> None:
     print(f"| pipeline | median images/s | ratio |")
     print(f"|---|---|---|")
     print(f"| PyTorch tutorial loop (PIL + ToTensor/Normalize + DataLoader) | {args.images / mt:,.0f} | 1.00 |")
+    print(f"| the same tutorial loop with denormals flushed (aedetect.fastmath) | {args.images / mf:,.0f} | {mt / mf:.2f} |")
     print(f"| aedetect fit, training phase | {args.images / mo:,.0f} | {mt / mo:.2f} |")
     print(f"| aedetect fit, whole call (load, validation, checkpoints, PNGs) | {args.images / mw:,.0f} | {mt / mw:.2f} |")
 
