@@ -11,6 +11,7 @@ from aedetect.cli import fit as _fit  # noqa: E402,F401
 from aedetect.cli import info as _info  # noqa: E402,F401
 from aedetect.cli import demo as _demo  # noqa: E402,F401
 from aedetect.cli import score as _score  # noqa: E402,F401
+from aedetect.cli import calibrate as _calibrate  # noqa: E402,F401
 from aedetect.cli import denoise as _denoise  # noqa: E402,F401
 from aedetect.cli import inspect as _inspect  # noqa: E402,F401
 from aedetect.cli import sweep as _sweep  # noqa: E402,F401

@@ -1,0 +1,55 @@
+"""``aedetect calibrate MODEL DATA --out NEW_MODEL``: re-set the flag threshold on labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from aedetect.cli.app import app, handle_errors
+from aedetect.progress import console
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    model: Annotated[Path, typer.Argument(help="Anomaly model file written by `aedetect fit` (left unchanged).")],
+    data: Annotated[str, typer.Argument(help="Labelled validation images, as for `aedetect score`: MVTec AD folder, --normal-dir/--abnormal-dir, or mnist | fashion-mnist | cifar10 | digits with --normal-class.")],
+    out: Annotated[Path, typer.Option(help="New model file to write (must not exist).")],
+    rule: Annotated[str, typer.Option(help="f1: the F1-optimal threshold on DATA (needs both classes); fpr: the threshold for --target-fpr on DATA's normal images.")] = "f1",
+    target_fpr: Annotated[float, typer.Option(help="False-positive rate on normal images for --rule fpr.")] = 0.01,
+    normal_dir: Annotated[Optional[str], typer.Option(help="Folder of normal images (labels 0), relative to DATA or absolute.")] = None,
+    abnormal_dir: Annotated[Optional[str], typer.Option(help="Folder of anomalous images (labels 1), relative to DATA or absolute.")] = None,
+    mask_dir: Annotated[Optional[str], typer.Option(help="Folder of masks for the anomalous images (with --rule f1 they set the pixel threshold too).")] = None,
+    normal_class: Annotated[Optional[int], typer.Option(help="For datasets by name: class K is normal, the others anomalous (test split).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Where datasets by name live (default $AEDETECT_DATA_ROOT).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+) -> None:
+    """Re-set an anomaly model's threshold on labelled data (F1-optimal or a target FPR); writes a new model file."""
+    from rich.table import Table
+
+    from aedetect.calibrate import recalibrate
+
+    rep = recalibrate(model, data, out, rule=rule, target_fpr=target_fpr, normal_dir=normal_dir,
+                      abnormal_dir=abnormal_dir, mask_dir=mask_dir, normal_class=normal_class,
+                      data_root=data_root, batch_size=batch_size, device=device)
+    table = Table(title=f"aedetect calibrate: {rep.out}", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("old", justify="right")
+    table.add_column("new", justify="right")
+    table.add_row("images in DATA (normal / anomalous)", f"{rep.n_normal} / {rep.n_anomalous}", "")
+    table.add_row("rule", str(rep.calibration.get("previous_threshold_rule")), rep.rule)
+    table.add_row("threshold", f"{rep.old_threshold:.6g}", f"{rep.new_threshold:.6g}")
+    table.add_row("F1 on DATA", _num(rep.old_f1, ".4f"), _num(rep.new_f1, ".4f"))
+    table.add_row("FPR on DATA's normals", f"{rep.old_fpr:.4f}", f"{rep.new_fpr:.4f}")
+    table.add_row("pixel threshold", f"{rep.old_pixel_threshold:.6g}", f"{rep.new_pixel_threshold:.6g}")
+    if rep.new_pixel_f1 is not None:
+        table.add_row("pixel F1 on DATA", _num(rep.old_pixel_f1, ".4f"), _num(rep.new_pixel_f1, ".4f"))
+    console.print(table)
+    typer.echo(str(rep.out))
