@@ -9,12 +9,15 @@ Writes, in a new folder:
                    aupro with masks), and the threshold used
   roc.png, pr.png  ROC and precision-recall curves (with labels of both classes)
 Score direction: higher = more anomalous; flag = score > the calibrated threshold.
+
+A run streams batch by batch (see :func:`score_data`): memory does not grow with the number of
+images, and an interrupted run leaves no scores.csv (never a partial one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
 import json
 import logging
 import re
@@ -25,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from aedetect.data.imageset import ImageSet
-from aedetect.detector import AnomalyDetector, AnomalyResult
-from aedetect.fsutil import atomic_path, new_run_dir, write_text_atomic
-from aedetect.metrics import both_classes, image_metrics, pixel_metrics
+from aedetect.detector import AnomalyDetector
+from aedetect.errors import DataError
+from aedetect.fsutil import atomic_path, check_new_dir, new_run_dir, write_text_atomic
+from aedetect.metrics import PixelMetrics, both_classes, image_metrics
 from aedetect.plots import upscale_factor
 from aedetect.progress import progress_bar
 
@@ -48,17 +52,7 @@ class ScoreReport:
     flagged_paths: list[str] = field(default_factory=list)
 
 
-def write_scores_csv(path: Path, data: ImageSet, res: AnomalyResult) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["path", "score", "normalized_score", "flag", "label", "kind", "error"])
-    for i, p in enumerate(data.paths or [str(i) for i in range(len(data))]):
-        label = "" if data.labels is None else int(data.labels[i])
-        kind = data.kinds[i] if data.kinds else ""
-        w.writerow([p, f"{res.scores[i]:.8g}", f"{res.normalized[i]:.6f}", int(res.flags[i]), label, kind, ""])
-    for p, reason in data.skipped:
-        w.writerow([p, "", "", "", "", "", reason])
-    write_text_atomic(path, buf.getvalue())
+CSV_HEADER = ["path", "score", "normalized_score", "flag", "label", "kind", "error"]
 
 
 def _heat_rgb(m: np.ndarray, vmax: float) -> np.ndarray:
@@ -101,19 +95,14 @@ def _safe_name(i: int, path: str) -> str:
     return f"{i:05d}_{stem}.png"
 
 
-def write_heatmaps(folder: Path, data: ImageSet, res: AnomalyResult, vmax: float, which: np.ndarray) -> int:
+def write_heatmap(folder: Path, index: int, path: str, inp: np.ndarray, rec: np.ndarray, m: np.ndarray,
+                  pred: np.ndarray, vmax: float, gt: np.ndarray | None = None) -> None:
+    """One heat-map panel as ``folder/NNNNN_<name>.png`` (written atomically)."""
     from PIL import Image
 
-    idx = np.flatnonzero(which)
-    with progress_bar("heat maps", total=len(idx), hide_below=50) as bar:
-        for i in idx:
-            gt = data.masks[i, 0].numpy() if data.masks is not None else None
-            panel = heatmap_panel(res.inputs[i], res.recon[i], res.maps[i], res.masks[i], vmax, gt)  # type: ignore[index]
-            path = folder / _safe_name(int(i), data.paths[i] if data.paths else str(i))
-            with atomic_path(path) as tmp:
-                Image.fromarray(panel).save(tmp, format="PNG")
-            bar.advance()
-    return len(idx)
+    panel = heatmap_panel(inp, rec, m, pred, vmax, gt)
+    with atomic_path(folder / _safe_name(index, path)) as tmp:
+        Image.fromarray(panel).save(tmp, format="PNG")
 
 
 def save_curves(out: Path, labels: np.ndarray, scores: np.ndarray, threshold: float) -> None:
@@ -147,15 +136,16 @@ def save_curves(out: Path, labels: np.ndarray, scores: np.ndarray, threshold: fl
     save_figure(fig, out / "pr.png")
 
 
-def compute_metrics(data: ImageSet, res: AnomalyResult) -> dict[str, Any]:
-    """The metrics.json record (empty without labels)."""
-    if data.labels is None:
+def compute_metrics(labels: np.ndarray | None, scores: np.ndarray, threshold: float,
+                    pixel: dict[str, float] | None = None, pixel_threshold: float | None = None) -> dict[str, Any]:
+    """The metrics.json record (empty without labels); ``pixel``: :class:`PixelMetrics` result,
+    None without masks."""
+    if labels is None:
         return {}
-    labels = data.labels.numpy()
-    out: dict[str, Any] = {"threshold": res.threshold, **image_metrics(labels, res.scores, res.threshold)}
-    if data.masks is not None:
-        out.update(pixel_metrics(data.masks[:, 0].numpy(), res.maps))
-        out["pixel_threshold"] = res.pixel_threshold
+    out: dict[str, Any] = {"threshold": threshold, **image_metrics(labels, scores, threshold)}
+    if pixel is not None:
+        out.update(pixel)
+        out["pixel_threshold"] = pixel_threshold
     return out
 
 
@@ -163,32 +153,87 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
                normal_dir: str | None = None, abnormal_dir: str | None = None, mask_dir: str | None = None,
                normal_class: int | None = None, data_root: str | None = None, all_heatmaps: bool = False,
                heatmaps: bool = True, batch_size: int = 64, device: str = "cpu") -> ScoreReport:
-    """Score DATA with a calibrated anomaly model and write the run folder (see module docstring)."""
-    from aedetect.data.labelled import load_scoring_data
+    """Score DATA with a calibrated anomaly model and write the run folder (see module docstring).
 
+    Streams: each batch of ``batch_size`` images is decoded, scored, written to scores.csv (a
+    temporary file, renamed into place at the end, so an interrupted run leaves no scores.csv)
+    and to heat maps, then dropped. Kept for the whole set are per-image scalars only (path,
+    score, normalised score, flag, label; path and reason of unreadable files), and with
+    ground-truth masks the pixel-metric sums of :class:`~aedetect.metrics.PixelMetrics` (12.6 MB
+    however many images; no map is kept). Memory is therefore one batch of maps (and up to
+    about three of decoded images, the next files being read meanwhile) plus the model,
+    whatever the number of images; only a dataset by name (or a model without a fixed
+    ``data.size``) is decoded whole up front.
+    Heat maps are coloured up to the calibration's ``map_display_max`` (a model without one:
+    the largest map value of the first batch).
+    """
+    from aedetect.data.labelled import ImageSetStream, open_scoring_data
+
+    check_new_dir(out)  # refuse a used --out before any work
     det = AnomalyDetector.load(model, device=device)
     cfg = det.config_
-    images = data if isinstance(data, ImageSet) else load_scoring_data(
+    stream = ImageSetStream(data) if isinstance(data, ImageSet) else open_scoring_data(
         str(data), cfg.data, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
         normal_class=normal_class, data_root=data_root)
-    run = new_run_dir(out, prefix="score")
-    with progress_bar("scoring", total=len(images), hide_below=500) as bar:
-        res = det.score(images, keep_images=heatmaps, batch_size=batch_size, on_batch=bar.advance)
-    write_scores_csv(run / "scores.csv", images, res)
-    metrics = compute_metrics(images, res)
+    vmax = float(det.calibration_.get("map_display_max") or 0.0)  # else: the first batch's largest map value
+    paths: list[str] = []
+    scores: list[np.ndarray] = []
+    flags: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+    pix = PixelMetrics() if stream.with_masks else None
+    n_maps = n_flagged = 0
+    run: Path | None = None
+    with contextlib.ExitStack() as stack, progress_bar("scoring", total=stream.n_files, hide_below=500) as bar:
+        for batch in stream.batches(batch_size):
+            skipped += batch.skipped
+            bar.advance(len(batch) + len(batch.skipped))
+            if not len(batch):
+                continue
+            if run is None:  # made at the first readable image: a folder of unreadable files leaves nothing
+                run = new_run_dir(out, prefix="score")
+                fh = stack.enter_context(open(stack.enter_context(atomic_path(run / "scores.csv")), "w", newline=""))
+                csv_out = csv.writer(fh)
+                csv_out.writerow(CSV_HEADER)
+            res = det.score(batch, keep_images=heatmaps, batch_size=len(batch))
+            n0 = len(paths)
+            paths += batch.paths
+            scores.append(res.scores)
+            flags.append(res.flags)
+            n_flagged += int(res.flags.sum())
+            lab = batch.labels.numpy() if batch.labels is not None else None
+            if lab is not None:
+                labels.append(lab)
+            for j, p in enumerate(batch.paths):
+                csv_out.writerow([p, f"{res.scores[j]:.8g}", f"{res.normalized[j]:.6f}", int(res.flags[j]),
+                                  "" if lab is None else int(lab[j]), batch.kinds[j] if batch.kinds else "", ""])
+            gt = batch.masks[:, 0].numpy() if batch.masks is not None else None
+            if pix is not None and gt is not None:
+                pix.add(gt, res.maps)
+            if heatmaps:
+                vmax = vmax or float(res.maps.max())
+                for j in (range(len(batch)) if all_heatmaps else np.flatnonzero(res.flags)):
+                    write_heatmap(run / "heatmaps", n0 + j, batch.paths[j], res.inputs[j],  # type: ignore[index]
+                                  res.recon[j], res.maps[j], res.masks[j], vmax,  # type: ignore[index]
+                                  gt[j] if gt is not None else None)
+                    n_maps += 1
+            bar.update(info=f"flagged {n_flagged}")
+            del res, batch, gt
+        if run is None:  # a FileStream has raised already; this is an empty ImageSet
+            raise DataError("no images to score")
+        for p, reason in skipped:
+            csv_out.writerow([p, "", "", "", "", "", reason])
+    all_scores, all_flags = np.concatenate(scores), np.concatenate(flags)
+    all_labels = np.concatenate(labels) if stream.labelled else None
+    metrics = compute_metrics(all_labels, all_scores, det.threshold_,
+                              pix.result() if pix is not None and stream.masks_ok else None,
+                              det.pixel_threshold_)
     if metrics:
         metrics.update(model=str(model), data=str(data) if not isinstance(data, ImageSet) else "ImageSet",
                        threshold_rule=det.calibration_.get("threshold_rule"))
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
-        labels = images.labels.numpy()  # type: ignore[union-attr]
-        if both_classes(labels):
-            save_curves(run, labels, res.scores, res.threshold)
-    n_maps = 0
-    if heatmaps:
-        vmax = float(det.calibration_.get("map_display_max") or res.maps.max())
-        which = np.ones(len(images), bool) if all_heatmaps else res.flags
-        n_maps = write_heatmaps(run / "heatmaps", images, res, vmax, which)
-    paths = images.paths or [str(i) for i in range(len(images))]
-    return ScoreReport(out=run, n_images=len(images), n_flagged=int(res.flags.sum()),
-                       n_errors=len(images.skipped), threshold=res.threshold, metrics=metrics,
-                       heatmaps=n_maps, flagged_paths=[paths[i] for i in np.flatnonzero(res.flags)])
+        if both_classes(all_labels):
+            save_curves(run, all_labels, all_scores, det.threshold_)  # type: ignore[arg-type]
+    return ScoreReport(out=run, n_images=len(paths), n_flagged=n_flagged,
+                       n_errors=len(skipped), threshold=det.threshold_, metrics=metrics,
+                       heatmaps=n_maps, flagged_paths=[paths[i] for i in np.flatnonzero(all_flags)])

@@ -45,3 +45,30 @@ def digit_folder(tmp_path: Path, digits_uint8: tuple[np.ndarray, np.ndarray]) ->
         Image.fromarray(images[i]).resize((16, 16), Image.NEAREST).save(sub / f"d{i:03d}.png")
     (root / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")
     return root
+
+
+@pytest.fixture(scope="session")
+def digits():  # type: ignore[no-untyped-def]
+    """scikit-learn's digits as a labelled ImageSet: class 0 normal, the others anomalous."""
+    from aedetect.config import DataConfig
+    from aedetect.data.sources import load_digits
+
+    return load_digits(DataConfig(channels=1), normal_class=0, only_normal=False)
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory, digits) -> Path:  # type: ignore[no-untyped-def]
+    """An anomaly model trained on the first 120 zeros; fit calibrates it for a 1 % FPR on
+    held-out zeros. Shared by the score and calibrate tests (none of them writes to it)."""
+    from aedetect import AnomalyDetector
+
+    zeros = digits.subset(np.flatnonzero(digits.labels.numpy() == 0)[:120].tolist())
+    det = AnomalyDetector(preset="small", epochs=15,
+                          overrides={"train": {"batch_size": 32, "lr": 3e-3, "patience": 100}}).fit(zeros)
+    return det.save(tmp_path_factory.mktemp("model") / "model.safetensors")
+
+
+def save_png(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` as a PNG, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)

@@ -70,3 +70,27 @@ def test_aupro_weights_regions_not_pixels() -> None:
     # Pixel AUROC loves finding the big region; AUPRO counts both regions the same.
     assert pixel_auroc(masks, found_big) > pixel_auroc(masks, found_small)
     assert aupro(masks, found_big) == pytest.approx(aupro(masks, found_small), abs=1e-9)
+
+
+def test_streamed_pixel_metrics_match_the_exact_ones() -> None:
+    """PixelMetrics (batch by batch, no maps kept) = pixel_auroc/aupro over all maps at once:
+    exactly for float16-valued maps (ties included), to 1e-3 for float32 maps."""
+    from aedetect.metrics import PixelMetrics
+
+    rng = np.random.default_rng(1)
+    masks = np.zeros((10, 24, 24), np.uint8)
+    for i in range(1, 10, 2):
+        r, c = rng.integers(0, 18, 2)
+        masks[i, r:r + rng.integers(1, 6), c:c + rng.integers(1, 6)] = 1
+    maps32 = (rng.random(masks.shape) * 1e-3 + masks * rng.random(masks.shape) * 1.5e-3).astype(np.float32)
+    ties = np.round(maps32 * 2e3, 1).astype(np.float16)  # many ties between normal and anomalous pixels
+    for maps, tol in ((maps32.astype(np.float16), 1e-9), (ties, 1e-9), (maps32, 1e-3)):
+        acc = PixelMetrics()
+        for i in range(0, len(masks), 3):
+            acc.add(masks[i:i + 3], maps[i:i + 3])
+        got = acc.result()
+        assert got["pixel_auroc"] == pytest.approx(pixel_auroc(masks, maps), abs=tol)
+        assert got["aupro"] == pytest.approx(aupro(masks, maps), abs=tol)
+    empty = PixelMetrics()
+    empty.add(np.zeros((2, 4, 4)), np.ones((2, 4, 4)))
+    assert empty.result() == {}

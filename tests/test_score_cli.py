@@ -7,34 +7,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-from PIL import Image
 from typer.testing import CliRunner
+
+from conftest import save_png
 
 from aedetect import AnomalyDetector
 from aedetect.cli import app
-from aedetect.config import DataConfig
-from aedetect.data.sources import load_digits
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def digits():  # type: ignore[no-untyped-def]
-    return load_digits(DataConfig(channels=1), normal_class=0, only_normal=False)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, digits) -> Path:  # type: ignore[no-untyped-def]
-    zeros = digits.subset(np.flatnonzero(digits.labels.numpy() == 0)[:120].tolist())
-    det = AnomalyDetector(preset="small", epochs=15,
-                          overrides={"train": {"batch_size": 32, "lr": 3e-3, "patience": 100}}).fit(zeros)
-    return det.save(tmp_path_factory.mktemp("model") / "model.safetensors")
-
-
-def _png(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
 
 
 def _digit(digits, i: int, rgb: bool = False) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -50,7 +30,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_corrupt_file_is_named_and_the_rest_scored(model_file: Path, digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "in"
     for i in range(5):
-        _png(folder / f"img{i}.png", _digit(digits, 150 + i, rgb=i == 0))  # one RGB: converted to gray
+        save_png(folder / f"img{i}.png", _digit(digits, 150 + i, rgb=i == 0))  # one RGB: converted to gray
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     r = runner.invoke(app, ["score", str(model_file), str(folder), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
@@ -65,8 +45,8 @@ def test_corrupt_file_is_named_and_the_rest_scored(model_file: Path, digits, tmp
 
 def test_fail_on_anomaly_exit_codes(model_file: Path, digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "in"
-    _png(folder / "noise.png", np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8))
-    _png(folder / "white.png", np.full((8, 8), 255, np.uint8))
+    save_png(folder / "noise.png", np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8))
+    save_png(folder / "white.png", np.full((8, 8), 255, np.uint8))
     r = runner.invoke(app, ["score", str(model_file), str(folder), "--out", str(tmp_path / "a"), "--fail-on-anomaly"])
     assert r.exit_code == 2, r.output
     assert len(list((tmp_path / "a" / "heatmaps").glob("*.png"))) >= 1
@@ -86,14 +66,14 @@ def test_mvtec_layout_gives_metrics_and_curves(model_file: Path, digits, tmp_pat
     labels = digits.labels.numpy()
     normal = np.flatnonzero(labels == 0)[120:150]
     for i in normal:
-        _png(root / "test" / "good" / f"{i}.png", _digit(digits, int(i)))
+        save_png(root / "test" / "good" / f"{i}.png", _digit(digits, int(i)))
     for j, i in enumerate(np.flatnonzero(labels == 1)[:20]):
         img = _digit(digits, int(i)).copy()
         mask = np.zeros((8, 8), np.uint8)
         mask[2:5, 2:5] = 255
         img[mask > 0] = 255 - img[mask > 0]
-        _png(root / "test" / "defect" / f"{j}.png", img)
-        _png(root / "ground_truth" / "defect" / f"{j}_mask.png", mask)
+        save_png(root / "test" / "defect" / f"{j}.png", img)
+        save_png(root / "ground_truth" / "defect" / f"{j}_mask.png", mask)
     out = tmp_path / "out"
     r = runner.invoke(app, ["score", str(model_file), str(root), "--out", str(out), "--all-heatmaps"])
     assert r.exit_code == 0, r.output
@@ -110,9 +90,9 @@ def test_mvtec_layout_gives_metrics_and_curves(model_file: Path, digits, tmp_pat
 def test_folder_pair_and_dataset_name(model_file: Path, digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     labels = digits.labels.numpy()
     for i in np.flatnonzero(labels == 0)[130:140]:
-        _png(tmp_path / "d" / "ok" / f"{i}.png", _digit(digits, int(i)))
+        save_png(tmp_path / "d" / "ok" / f"{i}.png", _digit(digits, int(i)))
     for i in np.flatnonzero(labels == 1)[:10]:
-        _png(tmp_path / "d" / "ng" / f"{i}.png", _digit(digits, int(i)))
+        save_png(tmp_path / "d" / "ng" / f"{i}.png", _digit(digits, int(i)))
     r = runner.invoke(app, ["score", str(model_file), str(tmp_path / "d"), "--normal-dir", "ok",
                             "--abnormal-dir", "ng", "--out", str(tmp_path / "o1"), "--no-heatmaps"])
     assert r.exit_code == 0, r.output

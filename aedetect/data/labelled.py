@@ -10,11 +10,19 @@
 
 Images are converted by the model's channel rule and size policy (its ``DataConfig``);
 unreadable files are skipped with one warning line and listed in ``ImageSet.skipped``.
+
+:func:`load_scoring_data` decodes everything into one ImageSet; :func:`open_scoring_data` resolves
+the same DATA into a :class:`ScoringStream` that decodes one batch at a time (what ``aedetect
+score`` uses, so a folder of any length is scored in bounded memory).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +32,7 @@ from aedetect.config import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.data.io import ImageReadError, read_image
 from aedetect.data.sources import (TORCHVISION_DATASETS, decode_usable, find_images, is_mvtec, load_digits,
-                                   load_files, load_torchvision)
+                                   load_files, load_torchvision, no_files_error, none_readable_error)
 from aedetect.errors import DataError
 
 log = logging.getLogger("aedetect")
@@ -110,13 +118,18 @@ def folder_entries(normal_dir: Path | None, abnormal_dir: Path | None,
     return out
 
 
-def load_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = None, abnormal_dir: str | None = None,
-                      mask_dir: str | None = None, normal_class: int | None = None,
-                      data_root: str | None = None) -> ImageSet:
-    """Resolve ``aedetect score``'s DATA argument (and options) into an ImageSet with labels where known.
+@dataclass
+class _Files:
+    """DATA resolved to files, not yet decoded: (image, label, kind, mask) entries."""
 
-    ``normal_dir``/``abnormal_dir``/``mask_dir`` relative paths are taken below DATA.
-    """
+    entries: list[tuple[Path, int, str, Path | None]]
+    what: str
+    labelled: bool
+
+
+def _resolve(data: str, cfg: DataConfig, *, normal_dir: str | None, abnormal_dir: str | None,
+             mask_dir: str | None, normal_class: int | None, data_root: str | None) -> _Files | ImageSet:
+    """Files for a folder (pair), an already decoded ImageSet for a dataset by name."""
     root = Path(data)
     if normal_dir or abnormal_dir:
         def under(d: str | None) -> Path | None:
@@ -125,12 +138,11 @@ def load_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = No
             p = Path(d)
             return p if p.is_absolute() or p.exists() else root / p
 
-        return load_labelled_files(folder_entries(under(normal_dir), under(abnormal_dir), under(mask_dir)),
-                                   cfg, str(root))
+        return _Files(folder_entries(under(normal_dir), under(abnormal_dir), under(mask_dir)), str(root), True)
     if root.exists():
         if root.is_dir() and is_mvtec(root):
-            return load_labelled_files(mvtec_entries(root), cfg, str(root))
-        return load_files(find_images(root), cfg, str(root))
+            return _Files(mvtec_entries(root), str(root), True)
+        return _Files([(p, 0, "", None) for p in find_images(root)], str(root), False)
     key = data.lower()
     if key in TORCHVISION_DATASETS:
         return load_torchvision(key, cfg, train=False, normal_class=normal_class, data_root=data_root,
@@ -139,3 +151,176 @@ def load_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = No
         return load_digits(cfg, normal_class, only_normal=False)
     raise DataError(f"{data}: no such file or folder, and not a dataset name "
                     f"({', '.join([*TORCHVISION_DATASETS, 'digits'])})")
+
+
+def load_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = None, abnormal_dir: str | None = None,
+                      mask_dir: str | None = None, normal_class: int | None = None,
+                      data_root: str | None = None) -> ImageSet:
+    """Resolve ``aedetect score``'s DATA argument (and options) into an ImageSet with labels where known.
+
+    ``normal_dir``/``abnormal_dir``/``mask_dir`` relative paths are taken below DATA.
+    """
+    r = _resolve(data, cfg, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+                 normal_class=normal_class, data_root=data_root)
+    if isinstance(r, ImageSet):
+        return r
+    if r.labelled:
+        return load_labelled_files(r.entries, cfg, r.what)
+    return load_files([e[0] for e in r.entries], cfg, r.what)
+
+
+class ScoringStream:
+    """DATA as a sequence of small ImageSets (:meth:`batches`), in the order of
+    :func:`load_scoring_data` and with the same labels, kinds, masks and skipped files.
+
+    ``n_files``: images to expect, unreadable ones included. ``labelled``: batches carry labels.
+    ``with_masks``: batches carry ground-truth masks (empty ones for images without a mask).
+    ``masks_ok``: pixel metrics are possible (masks for every readable anomalous image, and at
+    least one mask file); final only once :meth:`batches` is exhausted.
+    Each batch's ``skipped`` lists the unreadable files of that batch only.
+    """
+
+    n_files: int = 0
+    labelled: bool = False
+    with_masks: bool = False
+
+    @property
+    def masks_ok(self) -> bool:
+        raise NotImplementedError
+
+    def batches(self, batch_size: int) -> Iterator[ImageSet]:
+        raise NotImplementedError
+
+
+class ImageSetStream(ScoringStream):
+    """An ImageSet already in memory, sliced (views, no copies); unnamed images get their index
+    as their path."""
+
+    def __init__(self, data: ImageSet) -> None:
+        self.data = data
+        self.n_files = len(data) + len(data.skipped)
+        self.labelled = data.labels is not None
+        self.with_masks = data.masks is not None
+
+    @property
+    def masks_ok(self) -> bool:
+        return self.data.masks is not None
+
+    def batches(self, batch_size: int) -> Iterator[ImageSet]:
+        d, n = self.data, len(self.data)
+        for i in range(0, max(n, 1), batch_size):
+            j = min(i + batch_size, n)
+            yield ImageSet(
+                images=d.images[i:j], max_value=d.max_value,
+                paths=d.paths[i:j] if d.paths else [str(k) for k in range(i, j)],
+                labels=d.labels[i:j] if d.labels is not None else None,
+                classes=d.classes[i:j] if d.classes is not None else None,
+                masks=d.masks[i:j] if d.masks is not None else None,
+                kinds=d.kinds[i:j] if d.kinds else None,
+                skipped=list(d.skipped) if j >= n else [])
+
+
+class FileStream(ScoringStream):
+    """Image files decoded a batch at a time (in threads, the next files while the caller works
+    on this batch), so at most about three batches of decoded images exist at once.
+
+    Size: the model's ``data.size`` (required). Bit depth is decided per batch: a batch of 8-bit
+    files is uint8 even if other batches hold 16-bit files (the value scale is the same; only an
+    8-bit image that must be resized in a mixed folder rounds to 8 rather than 16 bits).
+    """
+
+    def __init__(self, entries: list[tuple[Path, int, str, Path | None]], cfg: DataConfig, what: str,
+                 labelled: bool) -> None:
+        if not entries:
+            raise no_files_error(what)
+        if cfg.size is None:
+            raise ValueError("FileStream needs DataConfig.size")
+        self.entries, self.cfg, self.what, self.labelled = entries, cfg, what, labelled
+        self.n_files = len(entries)
+        self.with_masks = labelled and any(e[3] is not None for e in entries)
+        self._all_anomalous_masked = True  # every readable anomalous image has a readable mask
+        self._any_masked = False  # some readable image has a mask file
+
+    @property
+    def masks_ok(self) -> bool:
+        return self.with_masks and self._all_anomalous_masked and self._any_masked
+
+    def batches(self, batch_size: int) -> Iterator[ImageSet]:
+        def read(p: Path) -> tuple[np.ndarray | None, str | None]:
+            try:
+                return read_image(p)[0], None
+            except ImageReadError as e:
+                return None, str(e)
+
+        # Files are read in chunks of batch_size, but batches hold batch_size *readable* images
+        # (the last fewer), as a slice of load_scoring_data's ImageSet would: a forward pass's
+        # numbers may depend on its batch (oneDNN picks kernels by shape), so the scores then
+        # equal those of AnomalyDetector.score on the whole set bit for bit.
+        chunks = [self.entries[i:i + batch_size] for i in range(0, len(self.entries), batch_size)]
+        ready: list[tuple[tuple[Path, int, str, Path | None], np.ndarray]] = []
+        skipped: list[tuple[str, str]] = []
+        n_good, first_bad = 0, None
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 2)) as ex:
+            def submit(k: int) -> list[Future]:
+                return [ex.submit(read, e[0]) for e in chunks[k]] if k < len(chunks) else []
+
+            pending = submit(0)
+            for k, chunk in enumerate(chunks):
+                decoded = [f.result() for f in pending]
+                pending = submit(k + 1)
+                for entry, (arr, err) in zip(chunk, decoded):
+                    if arr is None:
+                        log.warning("skipped %s: %s", entry[0], err)
+                        skipped.append((str(entry[0]), err or "unreadable"))
+                        first_bad = first_bad or skipped[-1]
+                    else:
+                        ready.append((entry, arr))
+                del decoded
+                last = k == len(chunks) - 1
+                while len(ready) >= batch_size or (last and (ready or skipped)):
+                    take, ready = ready[:batch_size], ready[batch_size:]
+                    n_good += len(take)
+                    yield self._assemble(take, skipped)
+                    skipped = []
+        if n_good == 0:
+            raise none_readable_error(self.what, self.n_files, first_bad or ("?", "unreadable"))
+
+    def _assemble(self, good: list[tuple[tuple[Path, int, str, Path | None], np.ndarray]],
+                  skipped: list[tuple[str, str]]) -> ImageSet:
+        size = tuple(self.cfg.size)  # type: ignore[arg-type]
+        if good:
+            images, max_value, _ = stack_images([arr for _, arr in good], self.cfg)
+        else:
+            images, max_value = torch.empty((0, self.cfg.channels, *size), dtype=torch.uint8), 255.0
+        entries = [e for e, _ in good]
+        masks = None
+        if self.with_masks:
+            ms = []
+            for p, lab, _, mpath in entries:
+                m = _read_mask(mpath, self.cfg, size) if mpath is not None else None  # type: ignore[arg-type]
+                self._any_masked |= mpath is not None
+                if m is None and lab == 1 and self._all_anomalous_masked:
+                    log.warning("%s: anomalous image without a readable mask; pixel metrics are off", p)
+                    self._all_anomalous_masked = False
+                ms.append(m if m is not None else np.zeros(size, dtype=np.uint8))
+            masks = torch.from_numpy(np.stack(ms))[:, None] if ms else torch.zeros((0, 1, *size), dtype=torch.uint8)
+        return ImageSet(
+            images=images, max_value=max_value, paths=[str(e[0]) for e in entries],
+            labels=torch.tensor([e[1] for e in entries], dtype=torch.long) if self.labelled else None,
+            masks=masks, kinds=[e[2] for e in entries] if self.labelled else None, skipped=skipped)
+
+
+def open_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = None, abnormal_dir: str | None = None,
+                      mask_dir: str | None = None, normal_class: int | None = None,
+                      data_root: str | None = None) -> ScoringStream:
+    """:func:`load_scoring_data` as a :class:`ScoringStream`: folders are decoded batch by batch
+    (datasets by name are small and come decoded; so do folders for a model without a fixed
+    ``data.size``, whose size is the most common one of the whole folder)."""
+    r = _resolve(data, cfg, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+                 normal_class=normal_class, data_root=data_root)
+    if isinstance(r, ImageSet):
+        return ImageSetStream(r)
+    if cfg.size is None:
+        return ImageSetStream(load_labelled_files(r.entries, cfg, r.what) if r.labelled
+                              else load_files([e[0] for e in r.entries], cfg, r.what))
+    return FileStream(r.entries, cfg, r.what, r.labelled)

@@ -72,15 +72,22 @@ def decode_files(paths: list[Path], desc: str = "decoding") -> tuple[list[np.nda
     return arrays, good, skipped
 
 
+def no_files_error(what: str) -> DataError:
+    return DataError(f"{what}: no image files found (looked for {', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
+
+
+def none_readable_error(what: str, n_files: int, first: tuple[str, str]) -> DataError:
+    return DataError(f"{what}: none of the {n_files} image files could be read (first: {first[0]}: {first[1]})")
+
+
 def decode_usable(paths: list[Path], what: str) -> tuple[list[np.ndarray], list[Path], list[tuple[str, str]]]:
     """:func:`decode_files`, but "no files" and "no readable file" are one clear DataError each
     (``what`` names the source): the only bad-input cases a run cannot go on from."""
     if not paths:
-        raise DataError(f"{what}: no image files found (looked for {', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
+        raise no_files_error(what)
     arrays, good, skipped = decode_files(paths)
     if not arrays:
-        raise DataError(f"{what}: none of the {len(paths)} image files could be read "
-                        f"(first: {skipped[0][0]}: {skipped[0][1]})")
+        raise none_readable_error(what, len(paths), skipped[0])
     return arrays, good, skipped
 
 

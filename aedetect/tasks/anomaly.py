@@ -172,8 +172,14 @@ def latent_codes(model: nn.Module, x: Tensor) -> Tensor:
 
 
 def knn_distance(codes: Tensor, bank: Tensor, k: int, exclude_self: bool = False) -> Tensor:
-    """Mean Euclidean distance to the ``k`` nearest bank codes (self excluded when scoring the bank)."""
-    d = torch.cdist(codes, bank)
+    """Mean Euclidean distance to the ``k`` nearest bank codes (self excluded when scoring the bank).
+
+    Distances are computed pair by pair, never by cdist's faster matrix-product form (its
+    default above 25 rows): that form loses digits to cancellation (about 1e-4 relative here)
+    and its rounding depends on the other rows, so an image's score would depend on how many
+    images are scored with it (a batch of ``aedetect score`` versus a whole set).
+    """
+    d = torch.cdist(codes, bank, compute_mode="donot_use_mm_for_euclid_dist")
     kk = min(k + int(exclude_self), bank.shape[0])
     vals = d.topk(kk, dim=1, largest=False).values
     if exclude_self:
