@@ -43,6 +43,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mse, no smoothing, mean (plain l2 AE)": {"smooth_sigma": 0, "score": "mean"},
     "default + latent kNN (k=5, w=1)": {"latent": "knn"},
     "default + latent kNN (k=5, w=0.3)": {"latent": "knn", "latent_weight": 0.3},
+    "ssim, sigma 1, top-5%": {"map": "ssim", "topk_percent": 5.0},
+    "ssim, sigma 1, top-1% + latent kNN (k=5, w=1)": {"map": "ssim", "latent": "knn"},
+    "ssim, sigma 1, top-5% + latent kNN (k=5, w=1)": {"map": "ssim", "topk_percent": 5.0, "latent": "knn"},
+    "ssim, sigma 1, top-10% + latent kNN (k=5, w=1)": {"map": "ssim", "topk_percent": 10.0, "latent": "knn"},
+    "ssim, sigma 1, mean + latent kNN (k=5, w=1)": {"map": "ssim", "score": "mean", "latent": "knn"},
+    "ssim, sigma 1, top-5% + latent kNN (k=5, w=2)": {"map": "ssim", "topk_percent": 5.0, "latent": "knn",
+                                                      "latent_weight": 2.0},
+    "ssim, sigma 1, top-5% + latent kNN (k=1, w=1)": {"map": "ssim", "topk_percent": 5.0, "latent": "knn",
+                                                      "latent_k": 1},
+    "ssim, sigma 1, mean": {"map": "ssim", "score": "mean"},
+    "ssim, no smoothing, mean + latent kNN (k=5, w=1)": {"map": "ssim", "smooth_sigma": 0, "score": "mean",
+                                                         "latent": "knn"},
+    "ssim, sigma 1, mean + latent kNN (k=5, w=0.5)": {"map": "ssim", "score": "mean", "latent": "knn",
+                                                      "latent_weight": 0.5},
+    "ssim window 7, sigma 1, mean + latent kNN (k=5, w=1)": {"map": "ssim", "ssim_window": 7, "score": "mean",
+                                                             "latent": "knn"},
 }
 
 
