@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from aedetect.checkpoint import TrainingState, load_training_state, save_training_state
 from aedetect.config import Config
 from aedetect.data.imageset import ImageSet, float_to_unit
-from aedetect.fastmath import flush_denormals
+from aedetect.fastmath import flush_denormals, preferred_memory_format
 from aedetect.fsutil import write_text_atomic
 from aedetect.losses import make_loss
 from aedetect.progress import progress_bar
@@ -135,10 +135,7 @@ class Trainer:
         if cuda and cfg.train.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        # channels_last (NHWC) suits cuDNN tensor cores and oneDNN's CPU convolutions alike:
-        # measured 1.6x faster fwd+bwd on a 2-core Xeon for the 'small' preset (docs/benchmarks.md).
-        nhwc = cfg.train.channels_last and cfg.model.arch == "conv" and self.device.type in ("cuda", "cpu")
-        self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
+        self.memory_format = preferred_memory_format(cfg.model.arch, self.device, cfg.train.channels_last)
         self.model.to(memory_format=self.memory_format)
         self.optimizer = make_optimizer(self.model, cfg)
         self.history: list[dict[str, Any]] = []
