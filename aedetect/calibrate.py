@@ -127,7 +127,7 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
 def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rule: str = "f1",
                 target_fpr: float = 0.01, normal_dir: str | None = None, abnormal_dir: str | None = None,
                 mask_dir: str | None = None, normal_class: int | None = None, data_root: str | None = None,
-                batch_size: int = 64, device: str = "cpu") -> CalibrationReport:
+                batch_size: int = 64, device: str = "auto") -> CalibrationReport:
     """Re-set MODEL's thresholds on the labelled set DATA and write them to the new file ``out``.
 
     DATA and the ``*_dir``/``normal_class``/``data_root`` options mean what they mean for

@@ -80,7 +80,7 @@ class AnomalyDetector:
 
     def __init__(self, preset: str = "small", epochs: int = 20, size: tuple[int, int] | None = None,
                  channels: int | None = None, anomaly: dict[str, Any] | None = None,
-                 overrides: dict[str, Any] | None = None, seed: int = 0, device: str = "cpu",
+                 overrides: dict[str, Any] | None = None, seed: int = 0, device: str = "auto",
                  out: str | Path | None = None) -> None:
         self.preset = preset
         self.epochs = epochs
@@ -130,6 +130,7 @@ class AnomalyDetector:
         result = trainer.fit(train, val)
         self.model_ = result.model.eval()
         self.config_ = cfg
+        self.device = str(trainer.device)  # 'auto' resolved: scoring runs where training ran
         self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device)
         self.history_ = result.history
         if validation is not None:
@@ -141,14 +142,17 @@ class AnomalyDetector:
         return self
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "AnomalyDetector":
-        """A fitted detector from a model file written by ``fit``/``aedetect fit``."""
+    def load(cls, path: str | Path, device: str = "auto") -> "AnomalyDetector":
+        """A fitted detector from a model file written by ``fit``/``aedetect fit``;
+        ``device`` may be 'auto' (cuda, then mps, then cpu)."""
         from aedetect.checkpoint import load_model
+        from aedetect.train import resolve_device
 
-        mf = load_model(path, device=device)
+        dev = str(resolve_device(device))
+        mf = load_model(path, device=dev)
         if mf.config.task != "anomaly" or "threshold" not in mf.calibration:
             raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
-        det = cls(device=device)
+        det = cls(device=dev)
         det.model_, det.config_, det.calibration_ = mf.model, mf.config, mf.calibration
         return det
 

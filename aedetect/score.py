@@ -152,7 +152,7 @@ def compute_metrics(labels: np.ndarray | None, scores: np.ndarray, threshold: fl
 def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None = None, *,
                normal_dir: str | None = None, abnormal_dir: str | None = None, mask_dir: str | None = None,
                normal_class: int | None = None, data_root: str | None = None, all_heatmaps: bool = False,
-               heatmaps: bool = True, batch_size: int = 64, device: str = "cpu") -> ScoreReport:
+               heatmaps: bool = True, batch_size: int = 64, device: str = "auto") -> ScoreReport:
     """Score DATA with a calibrated anomaly model and write the run folder (see module docstring).
 
     Streams: each batch of ``batch_size`` images is decoded, scored, written to scores.csv (a

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from aedetect.cli.app import app, handle_errors
+from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
+                                  TestNormalClass)
 from aedetect.progress import console
 
 
@@ -23,13 +25,13 @@ def calibrate(
     out: Annotated[Path, typer.Option(help="New model file to write (must not exist).")],
     rule: Annotated[str, typer.Option(help="f1: the F1-optimal threshold on DATA (needs both classes); fpr: the threshold for --target-fpr on DATA's normal images.")] = "f1",
     target_fpr: Annotated[float, typer.Option(help="False-positive rate on normal images for --rule fpr.")] = 0.01,
-    normal_dir: Annotated[Optional[str], typer.Option(help="Folder of normal images (labels 0), relative to DATA or absolute.")] = None,
-    abnormal_dir: Annotated[Optional[str], typer.Option(help="Folder of anomalous images (labels 1), relative to DATA or absolute.")] = None,
-    mask_dir: Annotated[Optional[str], typer.Option(help="Folder of masks for the anomalous images (with --rule f1 they set the pixel threshold too).")] = None,
-    normal_class: Annotated[Optional[int], typer.Option(help="For datasets by name: class K is normal, the others anomalous (test split).")] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Where datasets by name live (default $AEDETECT_DATA_ROOT).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    normal_dir: NormalDir = None,
+    abnormal_dir: AbnormalDir = None,
+    mask_dir: MaskDir = None,
+    normal_class: TestNormalClass = None,
+    data_root: DataRoot = None,
+    batch_size: BatchSize = 64,
+    device: InferenceDevice = "auto",
 ) -> None:
     """Re-set an anomaly model's threshold on labelled data (F1-optimal or a target FPR); writes a new model file."""
     from rich.table import Table

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
+from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
+                                  TestNormalClass)
 from aedetect.progress import console
 
 METRIC_ROWS = (("image_auroc", "image AUROC"), ("image_ap", "image AP"),
@@ -22,16 +24,16 @@ def score(
     model: Annotated[Path, typer.Argument(help="Anomaly model file written by `aedetect fit` (model.safetensors).")],
     data: Annotated[str, typer.Argument(help="Image folder (MVTec AD layout gives labels and masks), or mnist | fashion-mnist | cifar10 | digits with --normal-class.")],
     out: Annotated[Optional[Path], typer.Option(help="Folder to create for the results (default: a new runs/score-*).")] = None,
-    normal_dir: Annotated[Optional[str], typer.Option(help="Folder of normal images (labels 0), relative to DATA or absolute.")] = None,
-    abnormal_dir: Annotated[Optional[str], typer.Option(help="Folder of anomalous images (labels 1), relative to DATA or absolute.")] = None,
-    mask_dir: Annotated[Optional[str], typer.Option(help="Folder of masks for the anomalous images (same stem, optional _mask suffix).")] = None,
-    normal_class: Annotated[Optional[int], typer.Option(help="For datasets by name: class K is normal, the others anomalous (test split).")] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Where datasets by name live (default $AEDETECT_DATA_ROOT).")] = None,
+    normal_dir: NormalDir = None,
+    abnormal_dir: AbnormalDir = None,
+    mask_dir: MaskDir = None,
+    normal_class: TestNormalClass = None,
+    data_root: DataRoot = None,
     all_heatmaps: Annotated[bool, typer.Option("--all-heatmaps", help="Heat maps for every image, not only flagged ones.")] = False,
     heatmaps: Annotated[bool, typer.Option("--heatmaps/--no-heatmaps", help="Write heat-map PNGs.")] = True,
     fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 2 when any image is flagged.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
-    device: Annotated[str, typer.Option(help="cpu, cuda or mps.")] = "cpu",
+    batch_size: BatchSize = 64,
+    device: InferenceDevice = "auto",
 ) -> None:
     """Score images with a calibrated anomaly model (higher score = more anomalous)."""
     from rich.table import Table
