@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
 import sys
 import threading
@@ -65,6 +66,9 @@ def _libgomp() -> ctypes.CDLL | None:
             paths = sorted(set(re.findall(r"(/\S*libgomp[^/\s]*\.so[^/\s]*)", f.read())))
         if not paths:
             return None
+        # Another package may have loaded the system's libgomp too: PyTorch's own comes first.
+        torch_dir = os.path.dirname(os.path.realpath(torch.__file__))
+        paths.sort(key=lambda p: not os.path.realpath(p).startswith(torch_dir))
         lib = ctypes.CDLL(paths[0])
         lib.GOMP_parallel.argtypes = [_Body, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         lib.GOMP_parallel.restype = None
