@@ -131,7 +131,7 @@ class AnomalyDetector:
         self.model_ = result.model.eval()
         self.config_ = cfg
         self.device = str(trainer.device)  # 'auto' resolved: scoring runs where training ran
-        self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device)
+        self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device, train=train)
         self.history_ = result.history
         if validation is not None:
             val = as_imageset(validation, self.config_)
@@ -186,7 +186,8 @@ class AnomalyDetector:
                             f"{self.config_.data.channels}; load them through aedetect.data (it converts)")
         s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
         raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
-                        batch_size=batch_size, keep_images=keep_images, on_batch=on_batch)
+                        batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
+                        bank=self._feature_bank() if s.map == "features" else None)
         scores = combine_scores(raw, self.calibration_, s).numpy().astype(np.float64)
         maps = raw.maps[:, 0].numpy()
         return AnomalyResult(
@@ -194,6 +195,18 @@ class AnomalyDetector:
             maps=maps, masks=maps > self.pixel_threshold_, threshold=self.threshold_,
             pixel_threshold=self.pixel_threshold_,
             inputs=raw.inputs.numpy() if keep_images else None, recon=raw.recon.numpy() if keep_images else None)
+
+    def _feature_bank(self) -> "torch.Tensor":
+        """The ``map = features`` bank from the calibration record, decoded once per detector."""
+        from aedetect.tasks.anomaly import decode_bank
+
+        cached = getattr(self, "_bank_cache", None)
+        if cached is None or cached[0] is not self.calibration_:
+            if "feature_bank" not in self.calibration_:
+                raise DataError("this model's calibration has no feature bank (map 'features' needs one)")
+            cached = (self.calibration_, decode_bank(self.calibration_["feature_bank"]).to(self.device))
+            self._bank_cache = cached
+        return cached[1]
 
     def anomaly_score(self, images: Any) -> np.ndarray:
         """Image scores only (higher = more anomalous)."""

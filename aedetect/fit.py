@@ -93,7 +93,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
     result = trainer.fit(train_set, val_set)
     if tb is not None:
         tb.finish(result.model, result.best_epoch)
-    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device)
+    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
     source = data if isinstance(data, str) else "ImageSet"
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,

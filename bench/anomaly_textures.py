@@ -3,7 +3,8 @@
 For each scikit-image texture: train the anomaly CAE on defect-free 64x64 crops of the top
 three quarters, score crops of the held-out bottom quarter of which half carry one synthetic
 defect with an exact mask (aedetect.data.defects), and report image AUROC, pixel AUROC and
-AUPRO for the squared-error map and the SSIM map (same trained model, two maps).
+AUPRO for the squared-error map, the SSIM map and the encoder-feature map (``map = features``, its
+bank built from the training crops as the head builds it; same trained model, three maps).
 
     OMP_NUM_THREADS=1 python bench/anomaly_textures.py --textures brick grass gravel
 """
@@ -25,9 +26,13 @@ from aedetect.data.sources import texture_crops
 from aedetect.metrics import image_auroc, pixel_metrics
 from aedetect.presets import build_config
 from aedetect.tasks.anomaly import AnomalySettings, run_model
+from aedetect.tasks.featuremap import build_bank
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _resumable import train_resumable  # noqa: E402
+
+
+MAPS = ("mse", "ssim", "features")
 
 
 def run_texture(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -49,10 +54,13 @@ def run_texture(name: str, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"texture": name, "train_crops": len(train), "test_crops": len(test),
                            "defective": int(test.labels.sum()), "epochs": len(result.history),
                            "val_loss": result.best_val_loss}
+    features = AnomalySettings.from_config({"map": "features"})
+    bank = build_bank(result.model, train, cfg.data.scaling, features.feature_level, features.feature_pool,
+                      features.feature_bank, seed=0)  # from the training crops, as the head does
     for sigma in args.sigmas:
-        for map_name in ("mse", "ssim"):
+        for map_name in MAPS:
             s = AnomalySettings.from_config({"map": map_name, "smooth_sigma": sigma, "score": "topk"})
-            raw = run_model(result.model, test.images, 255.0, cfg, s, keep_images=False)
+            raw = run_model(result.model, test.images, 255.0, cfg, s, keep_images=False, bank=bank)
             pm = pixel_metrics(test.masks[:, 0].numpy(), raw.maps[:, 0].numpy())
             key = f"{map_name}_s{sigma:g}"
             row[f"{key}_image_auroc"] = image_auroc(test.labels, raw.recon_scores)
@@ -85,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         row = run_texture(name, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("| texture | smoothing sigma | image AUROC (mse / ssim) | pixel AUROC (mse / ssim) | AUPRO (mse / ssim) | CPU s |")
+    names = " / ".join(MAPS)
+    print(f"| texture | smoothing sigma | image AUROC ({names}) | pixel AUROC ({names}) | AUPRO ({names}) | CPU s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         for sigma in args.sigmas:
-            m, s = f"mse_s{sigma:g}", f"ssim_s{sigma:g}"
-            print(f"| {r['texture']} | {sigma:g} | {r[m + '_image_auroc']:.3f} / {r[s + '_image_auroc']:.3f} | "
-                  f"{r[m + '_pixel_auroc']:.3f} / {r[s + '_pixel_auroc']:.3f} | "
-                  f"{r[m + '_aupro']:.3f} / {r[s + '_aupro']:.3f} | {r['cpu_seconds']} |")
+            cells = [" / ".join(f"{r[f'{m}_s{sigma:g}_{metric}']:.3f}" for m in MAPS)
+                     for metric in ("image_auroc", "pixel_auroc", "aupro")]
+            print(f"| {r['texture']} | {sigma:g} | {' | '.join(cells)} | {r['cpu_seconds']} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -10,8 +10,10 @@ Settings live in ``Config.anomaly`` (a free table in the recipe, ``--set anomaly
 key                 meaning (default)
 ==================  ========================================================================
 map                 per-pixel error: ``mse`` (squared error, mean over channels), ``l1``
-                    (absolute error), ``ssim`` (1 - local SSIM, Bergmann et al.) or ``mix``
-                    (weighted sum, see ``mix``). Default ``mse``.
+                    (absolute error), ``ssim`` (1 - local SSIM, Bergmann et al.), ``mix``
+                    (weighted sum, see ``mix``), or ``features``: distance of the encoder's
+                    features at each location to the nearest features of the training images
+                    (aedetect.tasks.featuremap; for stochastic textures). Default ``mse``.
 mix                 weights of the sub-maps for ``map = mix``, e.g. ``{"mse": 1, "ssim": 0.05}``;
                     the maps have different scales, so the weights are not fractions.
 ssim_window         odd SSIM window size (11).
@@ -28,6 +30,9 @@ latent              ``none`` or ``knn``: add the distance of the image's encoder
                     by its median on normal calibration images. Default ``none``.
 latent_k            neighbours for the latent score (5).
 latent_weight       weight of the latent part (1.0).
+feature_level       encoder level whose features ``map = features`` compares, 0 = first (1).
+feature_pool        averaging window of those features, odd, 1 = none (5).
+feature_bank        at most this many training feature vectors are kept (30000).
 ==================  ========================================================================
 """
 
@@ -52,7 +57,7 @@ from aedetect.tasks.base import BaseHead
 
 log = logging.getLogger("aedetect")
 
-MAPS = ("mse", "l1", "ssim", "mix")
+MAPS = ("mse", "l1", "ssim", "mix", "features")
 SCORES = ("max", "mean", "topk")
 LATENTS = ("none", "knn")
 CALIBRATION_VERSION = 1
@@ -74,6 +79,9 @@ class AnomalySettings:
     latent: str = "none"
     latent_k: int = 5
     latent_weight: float = 1.0
+    feature_level: int = 1
+    feature_pool: int = 5
+    feature_bank: int = 30000
 
     @classmethod
     def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
@@ -115,8 +123,15 @@ class AnomalySettings:
         self.pixel_fpr = number("pixel_fpr", 0, 0.5, lo_open=True)
         self.calib_fraction = number("calib_fraction", 0, 0.5)
         self.latent_weight = number("latent_weight", 0, 1e6)
-        if isinstance(self.latent_k, bool) or not isinstance(self.latent_k, int) or self.latent_k < 1:
-            raise ConfigError(f"anomaly.latent_k: must be an integer >= 1, got {self.latent_k!r}")
+        def integer(key: str, lo: int, odd: bool = False) -> None:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (odd and v % 2 == 0):
+                raise ConfigError(f"anomaly.{key}: must be {'an odd' if odd else 'an'} integer >= {lo}, got {v!r}")
+
+        integer("latent_k", 1)
+        integer("feature_level", 0)
+        integer("feature_pool", 1, odd=True)
+        integer("feature_bank", 1)
 
 
 # ---- maps and scores ------------------------------------------------------------------------
@@ -201,15 +216,24 @@ class RawScores:
 @torch.no_grad()
 def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s: AnomalySettings,
               device: torch.device | str = "cpu", batch_size: int = 64, keep_images: bool = True,
-              on_batch: Any = None) -> RawScores:
-    """Score integer images (N, C, H, W) in batches; ``on_batch(n)`` reports progress."""
+              on_batch: Any = None, bank: Tensor | None = None) -> RawScores:
+    """Score integer images (N, C, H, W) in batches; ``on_batch(n)`` reports progress;
+    ``bank``: the training feature vectors ``map = features`` needs (calibration record)."""
+    if s.map == "features" and bank is None:
+        raise ConfigError("anomaly.map: 'features' needs the feature bank of a calibrated model")
     model.eval()
     ins, recs, maps, scores, codes = [], [], [], [], []
     for i in range(0, images.shape[0], batch_size):
         xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
         yb = model(xb).float()
         xu, yu = float_to_unit(xb, cfg.data.scaling), float_to_unit(yb, cfg.data.scaling)
-        m = error_map(xu, yu, s)
+        if s.map == "features":
+            from aedetect.tasks.featuremap import feature_distance_map
+
+            m = smooth(feature_distance_map(model, xb, bank, s.feature_level, s.feature_pool),  # type: ignore[arg-type]
+                       s.smooth_sigma)
+        else:
+            m = error_map(xu, yu, s)
         maps.append(m.cpu())
         scores.append(image_score(m, s.score, s.topk_percent).cpu())
         if s.latent == "knn":
@@ -323,7 +347,13 @@ class AnomalyHead(BaseHead):
     name = "anomaly"
 
     def validate(self, cfg: Config) -> None:
-        AnomalySettings.from_config(cfg)  # fail before training, not after it
+        s = AnomalySettings.from_config(cfg)  # fail before training, not after it
+        if s.map == "features":
+            if cfg.model.arch != "conv":
+                raise ConfigError(f"anomaly.map: 'features' needs a convolutional model (model.arch is {cfg.model.arch!r})")
+            if s.feature_level >= len(cfg.model.widths):
+                raise ConfigError(f"anomaly.feature_level: {s.feature_level} is not a level of this model "
+                                  f"(0..{len(cfg.model.widths) - 1})")
 
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
         """(images to train on, images to calibrate on)."""
@@ -333,11 +363,25 @@ class AnomalyHead(BaseHead):
         rest, calib = train.split(frac, cfg.train.seed + 7)
         return rest, calib
 
-    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device) -> dict[str, Any]:
+    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
+                  train: ImageSet | None = None) -> dict[str, Any]:
+        """Thresholds on the held-out normal images; with ``map = features`` the feature bank
+        comes from ``train`` (the images the model trained on), never from ``holdout``, so the
+        thresholds are set on images the bank has not seen."""
         s = AnomalySettings.from_config(cfg)
+        bank = None
+        if s.map == "features":
+            from aedetect.tasks.featuremap import build_bank
+
+            if train is None:
+                raise ConfigError("anomaly.map: 'features' needs the training images to build its feature bank")
+            bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool, s.feature_bank,
+                              device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
         raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
-                        batch_size=cfg.train.batch_size, keep_images=False)
+                        batch_size=cfg.train.batch_size, keep_images=False, bank=bank)
         cal = calibrate_scores(raw, s, len(holdout))
+        if bank is not None:
+            cal["feature_bank"] = encode_bank(bank)
         log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "
                  "pixel threshold %.6g", len(holdout), cal["threshold"], s.target_fpr, cal["pixel_threshold"])
         return cal

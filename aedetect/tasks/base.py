@@ -31,8 +31,10 @@ class TaskHead(Protocol):
     def corruption(self, cfg: Config) -> Corrupt | None:
         """The on-the-fly input corruption for training, or None to reconstruct the input."""
 
-    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device) -> dict[str, Any]:
-        """Fitted parameters saved in the model file's ``calibration`` record."""
+    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
+                  train: ImageSet | None = None) -> dict[str, Any]:
+        """Fitted parameters saved in the model file's ``calibration`` record; ``train``: the
+        images the model trained on, for heads that keep something of them."""
 
 
 class BaseHead:
@@ -59,7 +61,8 @@ class BaseHead:
     def corruption(self, cfg: Config) -> Corrupt | None:
         return None
 
-    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device) -> dict[str, Any]:
+    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
+                  train: ImageSet | None = None) -> dict[str, Any]:
         return {}
 
 

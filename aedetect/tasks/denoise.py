@@ -119,7 +119,8 @@ class DenoiseHead(BaseHead):
         return out
 
     @torch.no_grad()
-    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device) -> dict[str, Any]:
+    def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
+                  train: ImageSet | None = None) -> dict[str, Any]:
         """The recipe in normalised form plus the mean PSNR of noisy and denoised validation crops
         (fixed noise seed), so ``aedetect info`` shows what the model gained."""
         corrupt = self.corruption(cfg)

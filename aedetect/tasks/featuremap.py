@@ -1,0 +1,86 @@
+"""The ``features`` anomaly map: how far each location's encoder features are from the nearest
+features seen on normal training images.
+
+Why: a reconstruction error only works where the autoencoder can reconstruct the detail. On
+stochastic textures (grass, gravel, fabric, sand) it cannot, the error is bright everywhere and
+a defect barely stands out (pixel AUROC 0.51 on scikit-image's grass). Comparing local feature
+statistics instead of pixels is what feature-memory methods such as PatchCore do with
+pretrained networks; here the features come from the model's own encoder, trained on the
+user's normal images, so nothing is downloaded. Measured on the texture benchmark
+(docs/benchmarks-anomaly.md): grass 0.51 -> 0.88 and gravel 0.75 -> 0.89 pixel AUROC, brick
+0.981 -> 0.976.
+
+The bank: feature vectors of the training images at every location, a seeded random sample of
+at most ``feature_bank`` of them, stored (float16) in the model file's calibration record.
+Thresholds are then set on the calibration images, which the bank has not seen.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aedetect.data.imageset import ImageSet, scale_to_float
+
+
+@torch.no_grad()
+def encoder_features(model: nn.Module, x: Tensor, level: int, pool: int) -> Tensor:
+    """(N, C, h, w) features of encoder level ``level`` (0 = first) at that level's input
+    resolution, averaged over a ``pool`` x ``pool`` window (stride 1) for local context."""
+    levels = model.encoder  # type: ignore[union-attr]
+    if not 0 <= level < len(levels):
+        from aedetect.errors import ConfigError
+
+        raise ConfigError(f"anomaly.feature_level: {level} is not a level of this model (0..{len(levels) - 1})")
+    h = model._pad(x)  # type: ignore[operator]
+    for j, lvl in enumerate(levels):
+        h, skip, _ = lvl(h)
+        if j == level:
+            f = skip.float()
+            # Zero padding counted in the border average, PyTorch's default: measured better
+            # than averaging only the real neighbours (pixel AUROC 0.876 vs 0.846 on grass,
+            # 0.886 vs 0.861 on gravel, same trained models).
+            return F.avg_pool2d(f, pool, 1, pool // 2) if pool > 1 else f
+    raise AssertionError("unreachable")
+
+
+def _vectors(f: Tensor) -> Tensor:
+    return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+
+
+@torch.no_grad()
+def build_bank(model: nn.Module, images: ImageSet, scaling: str, level: int, pool: int, size: int,
+               device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0) -> Tensor:
+    """At most ``size`` feature vectors (M, C) of ``images``, sampled uniformly with ``seed``
+    (a reservoir over batches, so memory is one batch plus the bank)."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    bank: Tensor | None = None
+    keys: Tensor | None = None
+    for i in range(0, len(images), batch_size):
+        xb = scale_to_float(images.images[i:i + batch_size].to(device), images.max_value, scaling)
+        v = _vectors(encoder_features(model, xb, level, pool)).cpu()
+        k = torch.rand(v.shape[0], generator=g)  # keep the `size` smallest keys: a uniform sample
+        bank = v if bank is None else torch.cat([bank, v])
+        keys = k if keys is None else torch.cat([keys, k])
+        if bank.shape[0] > size:
+            keep = keys.topk(size, largest=False).indices
+            bank, keys = bank[keep], keys[keep]
+    assert bank is not None
+    return bank
+
+
+def feature_distance_map(model: nn.Module, x: Tensor, bank: Tensor, level: int, pool: int) -> Tensor:
+    """(N, 1, H, W) distance of every location's features to the nearest bank vector,
+    bilinearly upsampled to the input's size."""
+    f = encoder_features(model, x, level, pool)
+    n, c, h, w = f.shape
+    q = _vectors(f)
+    bank = bank.to(q.device)
+    d = torch.cat([torch.cdist(q[i:i + 8192], bank).min(1).values for i in range(0, q.shape[0], 8192)])
+    m = d.reshape(n, 1, h, w)
+    pad_h, pad_w = model._pad(x[:1, :, :, :]).shape[-2:]  # type: ignore[operator]
+    # The first level sees the padded input; scale to it, then crop the padding off.
+    m = F.interpolate(m, size=(pad_h, pad_w), mode="bilinear", align_corners=False)
+    return m[..., :x.shape[-2], :x.shape[-1]]
