@@ -133,7 +133,7 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
     DATA and the ``*_dir``/``normal_class``/``data_root`` options mean what they mean for
     ``aedetect score`` (see :mod:`aedetect.data.labelled`). See the module docstring for the rules.
     """
-    from aedetect.checkpoint import read_metadata, save_model
+    from aedetect.checkpoint import save_model
     from aedetect.data.labelled import load_scoring_data
     from aedetect.detector import AnomalyDetector
     from aedetect.metrics import best_f1, both_classes, f1_at_threshold
@@ -143,7 +143,7 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
         raise ConfigError(f"--rule: {rule!r} is not one of {', '.join(RULES)}")
     check_new_file(out)
     det = AnomalyDetector.load(model, device=device)
-    meta = read_metadata(model)
+    meta = det.metadata_
     images = data if isinstance(data, ImageSet) else load_scoring_data(
         str(data), det.config_.data, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
         normal_class=normal_class, data_root=data_root)

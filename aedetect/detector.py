@@ -154,6 +154,7 @@ class AnomalyDetector:
             raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
         det = cls(device=dev)
         det.model_, det.config_, det.calibration_ = mf.model, mf.config, mf.calibration
+        det.metadata_ = mf.metadata  # the file's whole record (aedetect calibrate copies it on)
         return det
 
     def save(self, path: str | Path) -> Path:

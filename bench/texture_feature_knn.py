@@ -24,7 +24,7 @@ from aedetect.data.sources import texture_crops
 from aedetect.metrics import image_auroc, pixel_metrics
 from aedetect.models.cae import ConvAutoencoder
 from aedetect.presets import build_config
-from aedetect.tasks.featuremap import build_bank, feature_distance_map
+from aedetect.tasks.featuremap import build_bank, encoder_features, feature_distance_map
 from aedetect.train import Trainer
 
 BANK = 30_000
@@ -49,9 +49,9 @@ def main() -> None:
     test = defect_test_set(args.texture, 64, 16, rows=(0.75, 1.0), seed=1)
     for level, pool in json.loads(args.configs):
         bank = build_bank(model, train, cfg.data.scaling, level, pool, BANK)
-        maps = torch.cat([feature_distance_map(model, scale_to_float(test.images[i:i + 64], 255.0, cfg.data.scaling),
-                                               bank, level, pool)
-                          for i in range(0, len(test), 64)])[:, 0]
+        maps = torch.cat([feature_distance_map(
+            encoder_features(model, scale_to_float(test.images[i:i + 64], 255.0, cfg.data.scaling), level, pool),
+            bank, level, (64, 64)) for i in range(0, len(test), 64)])[:, 0]
         row = {"texture": args.texture, "level": level, "pool": pool,
                **{k: round(v, 3) for k, v in pixel_metrics(test.masks[:, 0].numpy(), maps.numpy()).items()},  # type: ignore[union-attr]
                "image_auroc": round(image_auroc(test.labels.numpy(), maps.flatten(1).max(1).values.numpy()), 3)}  # type: ignore[union-attr]

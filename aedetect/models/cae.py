@@ -294,10 +294,21 @@ class ConvAutoencoder(nn.Module):
         return y
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_parts(x)[0]
+
+    def forward_parts(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """(reconstruction, latent code, each encoder level's feature map) from one pass.
+
+        Why: anomaly scoring needs the code (latent kNN) or a level's features (feature map)
+        besides the reconstruction; taking them from this pass saves a second encoder pass.
+        The feature maps are at each level's input resolution of the padded input (none for
+        the ``mlp`` arch).
+        """
         self._check_input(x)
         c = self.config
         if c.arch == "mlp":
-            y = self.mlp_decoder(self.mlp_encoder(x))
+            z = self.mlp_encoder(x)
+            y, skips = self.mlp_decoder(z), []
         else:
             h, w = x.shape[-2:]
             z, skips, indices = self._encode_full(self._pad(x))
@@ -305,4 +316,4 @@ class ConvAutoencoder(nn.Module):
         if c.residual:
             # The network predicts the noise; the clean estimate is the input minus it.
             y = x - y
-        return y
+        return y, z, skips

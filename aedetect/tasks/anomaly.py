@@ -178,9 +178,8 @@ def image_score(m: Tensor, how: str, topk_percent: float = 1.0) -> Tensor:
     return flat.topk(k, dim=1).values.mean(1)
 
 
-def latent_codes(model: nn.Module, x: Tensor) -> Tensor:
+def latent_vectors(z: Tensor) -> Tensor:
     """Encoder codes pooled to at most 4x4 and flattened: the vectors of the latent kNN score."""
-    z = model.encode(x)  # type: ignore[operator]
     if z.ndim == 4 and (z.shape[-1] > 4 or z.shape[-2] > 4):
         z = F.adaptive_avg_pool2d(z, (min(4, z.shape[-2]), min(4, z.shape[-1])))
     return z.flatten(1).float()
@@ -225,19 +224,21 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
     ins, recs, maps, scores, codes = [], [], [], [], []
     for i in range(0, images.shape[0], batch_size):
         xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
-        yb = model(xb).float()
+        yb, z, skips = model.forward_parts(xb)  # type: ignore[operator]
+        yb = yb.float()
         xu, yu = float_to_unit(xb, cfg.data.scaling), float_to_unit(yb, cfg.data.scaling)
         if s.map == "features":
-            from aedetect.tasks.featuremap import feature_distance_map
+            from aedetect.tasks.featuremap import feature_distance_map, pool_features
 
-            m = smooth(feature_distance_map(model, xb, bank, s.feature_level, s.feature_pool),  # type: ignore[arg-type]
+            f = pool_features(skips[s.feature_level], s.feature_pool)
+            m = smooth(feature_distance_map(f, bank, s.feature_level, tuple(xb.shape[-2:])),  # type: ignore[arg-type]
                        s.smooth_sigma)
         else:
             m = error_map(xu, yu, s)
         maps.append(m.cpu())
         scores.append(image_score(m, s.score, s.topk_percent).cpu())
         if s.latent == "knn":
-            codes.append(latent_codes(model, xb).cpu())
+            codes.append(latent_vectors(z).cpu())
         if keep_images:
             ins.append(xu.cpu())
             recs.append(yu.cpu())

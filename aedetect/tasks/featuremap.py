@@ -24,10 +24,19 @@ from torch import Tensor, nn
 from aedetect.data.imageset import ImageSet, scale_to_float
 
 
+def pool_features(skip: Tensor, pool: int) -> Tensor:
+    """A level's feature map averaged over a ``pool`` x ``pool`` window (stride 1), for local
+    context. Zero padding counts in the border average, PyTorch's default: measured better
+    than averaging only the real neighbours (pixel AUROC 0.876 vs 0.846 on grass, 0.886 vs
+    0.861 on gravel, same trained models)."""
+    f = skip.float()
+    return F.avg_pool2d(f, pool, 1, pool // 2) if pool > 1 else f
+
+
 @torch.no_grad()
 def encoder_features(model: nn.Module, x: Tensor, level: int, pool: int) -> Tensor:
     """(N, C, h, w) features of encoder level ``level`` (0 = first) at that level's input
-    resolution, averaged over a ``pool`` x ``pool`` window (stride 1) for local context."""
+    resolution, pooled (:func:`pool_features`); runs the encoder only up to that level."""
     levels = model.encoder  # type: ignore[union-attr]
     if not 0 <= level < len(levels):
         from aedetect.errors import ConfigError
@@ -37,11 +46,7 @@ def encoder_features(model: nn.Module, x: Tensor, level: int, pool: int) -> Tens
     for j, lvl in enumerate(levels):
         h, skip, _ = lvl(h)
         if j == level:
-            f = skip.float()
-            # Zero padding counted in the border average, PyTorch's default: measured better
-            # than averaging only the real neighbours (pixel AUROC 0.876 vs 0.846 on grass,
-            # 0.886 vs 0.861 on gravel, same trained models).
-            return F.avg_pool2d(f, pool, 1, pool // 2) if pool > 1 else f
+            return pool_features(skip, pool)
     raise AssertionError("unreachable")
 
 
@@ -71,16 +76,14 @@ def build_bank(model: nn.Module, images: ImageSet, scaling: str, level: int, poo
     return bank
 
 
-def feature_distance_map(model: nn.Module, x: Tensor, bank: Tensor, level: int, pool: int) -> Tensor:
-    """(N, 1, H, W) distance of every location's features to the nearest bank vector,
-    bilinearly upsampled to the input's size."""
-    f = encoder_features(model, x, level, pool)
+def feature_distance_map(f: Tensor, bank: Tensor, level: int, size: tuple[int, int]) -> Tensor:
+    """(N, 1, H, W) distance of every location of the pooled level-``level`` features ``f`` to
+    the nearest bank vector, bilinearly upsampled to the image ``size`` (H, W)."""
     n, c, h, w = f.shape
     q = _vectors(f)
     bank = bank.to(q.device)
     d = torch.cat([torch.cdist(q[i:i + 8192], bank).min(1).values for i in range(0, q.shape[0], 8192)])
-    m = d.reshape(n, 1, h, w)
-    pad_h, pad_w = model._pad(x[:1, :, :, :]).shape[-2:]  # type: ignore[operator]
-    # The first level sees the padded input; scale to it, then crop the padding off.
-    m = F.interpolate(m, size=(pad_h, pad_w), mode="bilinear", align_corners=False)
-    return m[..., :x.shape[-2], :x.shape[-1]]
+    # Level L sees the padded input at 1/2**L of its size: scale to the padded input, then
+    # crop the padding off.
+    m = F.interpolate(d.reshape(n, 1, h, w), size=(h << level, w << level), mode="bilinear", align_corners=False)
+    return m[..., :size[0], :size[1]]
