@@ -188,8 +188,10 @@ class AnomalyDetector:
         s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
         raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
                         batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
-                        bank=self._feature_bank() if s.map == "features" else None)
-        scores = combine_scores(raw, self.calibration_, s).numpy().astype(np.float64)
+                        bank=self._bank("feature_bank", self.device) if s.map == "features" else None)
+        scores = combine_scores(raw, self.calibration_, s,
+                                bank=self._bank("latent_bank", "cpu") if s.latent == "knn" else None)
+        scores = scores.numpy().astype(np.float64)
         maps = raw.maps[:, 0].numpy()
         return AnomalyResult(
             scores=scores, normalized=normalise(scores, self.calibration_), flags=scores > self.threshold_,
@@ -197,17 +199,21 @@ class AnomalyDetector:
             pixel_threshold=self.pixel_threshold_,
             inputs=raw.inputs.numpy() if keep_images else None, recon=raw.recon.numpy() if keep_images else None)
 
-    def _feature_bank(self) -> "torch.Tensor":
-        """The ``map = features`` bank from the calibration record, decoded once per detector."""
+    def _bank(self, key: str, device: "torch.device | str") -> "torch.Tensor":
+        """A bank of the calibration record (``feature_bank`` of ``map = features``,
+        ``latent_bank`` of the latent kNN score), decoded once per detector, not per batch."""
         from aedetect.tasks.anomaly import decode_bank
 
-        cached = getattr(self, "_bank_cache", None)
-        if cached is None or cached[0] is not self.calibration_:
-            if "feature_bank" not in self.calibration_:
-                raise DataError("this model's calibration has no feature bank (map 'features' needs one)")
-            cached = (self.calibration_, decode_bank(self.calibration_["feature_bank"]).to(self.device))
-            self._bank_cache = cached
-        return cached[1]
+        cache = getattr(self, "_bank_cache", None)
+        if cache is None or cache[0] is not self.calibration_:
+            cache = (self.calibration_, {})
+            self._bank_cache = cache
+        if key not in cache[1]:
+            if key not in self.calibration_:
+                need = "map 'features'" if key == "feature_bank" else "latent 'knn'"
+                raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({need} needs one)")
+            cache[1][key] = decode_bank(self.calibration_[key]).to(device)
+        return cache[1][key]
 
     def anomaly_score(self, images: Any) -> np.ndarray:
         """Image scores only (higher = more anomalous)."""

@@ -25,10 +25,15 @@ from aedetect.data.sources import load_torchvision
 from aedetect.metrics import image_auroc
 from aedetect.presets import build_config
 from aedetect.tasks.anomaly import (AnomalySettings, RawScores, calibrate_scores, combine_scores, error_map,
-                                    image_score, run_model)
+                                    image_score, run_model, train_latent_bank)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _resumable import train_resumable  # noqa: E402
+
+# The best scoring (recipes/mnist-oneclass.toml): the deepest encoder level's features on a 7x7
+# grid, cosine kNN to a bank of training images, plus the SSIM map's mean.
+FEATURE_KNN: dict[str, Any] = {"map": "ssim", "score": "mean", "latent": "knn", "latent_source": "features",
+                               "latent_metric": "cosine", "latent_bank": "train", "latent_weight": 3.0}
 
 # name -> Config.anomaly settings; "default" is what the head ships with.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -59,6 +64,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                                       "latent_weight": 0.5},
     "ssim window 7, sigma 1, mean + latent kNN (k=5, w=1)": {"map": "ssim", "ssim_window": 7, "score": "mean",
                                                              "latent": "knn"},
+    # The latent vector and its bank (aedetect.tasks.anomaly.latent_vectors, train_latent_bank).
+    "ssim, sigma 1, mean + latent kNN, train bank (k=5, w=1)": {"map": "ssim", "score": "mean", "latent": "knn",
+                                                                "latent_bank": "train"},
+    "ssim, sigma 1, mean + feature kNN (7x7, euclidean, train bank, k=5, w=3)": {
+        **FEATURE_KNN, "latent_metric": "euclidean"},
+    "ssim, sigma 1, mean + feature kNN (7x7, cosine, calib bank, k=5, w=3)": {**FEATURE_KNN, "latent_bank": "calib"},
+    "ssim, sigma 1, mean + feature kNN (4x4, cosine, train bank, k=5, w=3)": {**FEATURE_KNN, "latent_grid": 4},
+    "ssim, sigma 1, mean + feature kNN (7x7, cosine, train bank, k=5, w=1)": {**FEATURE_KNN, "latent_weight": 1.0},
+    "feature kNN alone (7x7, cosine, train bank, k=5)": {**FEATURE_KNN, "recon_weight": 0.0},
+    "ssim, sigma 1, mean + feature kNN (7x7, cosine, train bank, k=5, w=3)": FEATURE_KNN,
 }
 
 
@@ -68,6 +83,11 @@ def rescore(raw: RawScores, s: AnomalySettings) -> RawScores:
                       for i in range(0, raw.inputs.shape[0], 1000)])
     return RawScores(inputs=raw.inputs, recon=raw.recon, maps=maps,
                      recon_scores=image_score(maps, s.score, s.topk_percent), codes=raw.codes)
+
+
+def latent_only(model: torch.nn.Module, images: torch.Tensor, cfg: Any, s: AnomalySettings) -> torch.Tensor:
+    """The latent vectors of ``s`` for every image (its maps are not needed here)."""
+    return run_model(model, images, 255.0, cfg, s, batch_size=512, keep_images=False).codes  # type: ignore[return-value]
 
 
 def run_digit(k: int, args: argparse.Namespace, test: ImageSet) -> dict[str, Any]:
@@ -103,12 +123,21 @@ def run_digit(k: int, args: argparse.Namespace, test: ImageSet) -> dict[str, Any
     done_path = os.path.join(run_dir, "variants.json") if run_dir else ""
     done = json.load(open(done_path)) if done_path and os.path.exists(done_path) else {}
     row.update(done)
+    vectors: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
     for name, overrides in VARIANTS.items():
         if name in done:
             continue
         s = AnomalySettings.from_config(overrides)
         raw_cal, raw = rescore(raw_cal0, s), rescore(raw_test0, s)
-        cal = calibrate_scores(raw_cal, s, len(calib))
+        key = (s.latent_source, s.latent_metric, s.latent_level, s.latent_grid)
+        if s.latent == "knn" and key != ("code", "euclidean", -1, 7):  # another latent vector: one more pass
+            if key not in vectors:
+                vectors[key] = (latent_only(result.model, calib.images, cfg, s),
+                                latent_only(result.model, test.images, cfg, s))
+            raw_cal.codes, raw.codes = vectors[key]
+        bank = train_latent_bank(result.model, train, cfg, s, seed=cfg.train.seed) \
+            if s.latent == "knn" and s.latent_bank == "train" else None
+        cal = calibrate_scores(raw_cal, s, len(calib), bank)
         scores = combine_scores(raw, cal, s).numpy()
         row[name] = image_auroc(labels, scores)
         if not overrides:

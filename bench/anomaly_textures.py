@@ -4,7 +4,8 @@ For each scikit-image texture: train the anomaly CAE on defect-free 64x64 crops 
 three quarters, score crops of the held-out bottom quarter of which half carry one synthetic
 defect with an exact mask (aedetect.data.defects), and report image AUROC, pixel AUROC and
 AUPRO for the squared-error map, the SSIM map and the encoder-feature map (``map = features``, its
-bank built from the training crops as the head builds it; same trained model, three maps).
+bank built from the training crops as the head builds it; same trained model, three maps), and
+the pixel AUROC of each defect kind (good crops plus the crops with that kind).
 
     OMP_NUM_THREADS=1 python bench/anomaly_textures.py --textures brick grass gravel
 """
@@ -18,12 +19,13 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
-from aedetect.data.defects import defect_test_set
+from aedetect.data.defects import DEFECT_KINDS, defect_test_set
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
-from aedetect.metrics import image_auroc, pixel_metrics
+from aedetect.metrics import image_auroc, pixel_auroc, pixel_metrics
 from aedetect.presets import build_config
 from aedetect.tasks.anomaly import AnomalySettings, run_model
 from aedetect.tasks.featuremap import build_bank
@@ -33,6 +35,15 @@ from _resumable import train_resumable  # noqa: E402
 
 
 MAPS = ("mse", "ssim", "features")
+
+
+def per_kind_pixel_auroc(test: ImageSet, maps: np.ndarray) -> dict[str, float]:
+    """Pixel AUROC per defect kind, each over the good crops plus the crops with that kind of
+    defect: which kind of defect a map misses."""
+    kinds = np.asarray(test.kinds)
+    masks = test.masks[:, 0].numpy()  # type: ignore[union-attr]
+    return {kind: pixel_auroc(masks[(kinds == kind) | (kinds == "good")], maps[(kinds == kind) | (kinds == "good")])
+            for kind in DEFECT_KINDS if (kinds == kind).any()}
 
 
 def run_texture(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -66,6 +77,8 @@ def run_texture(name: str, args: argparse.Namespace) -> dict[str, Any]:
             row[f"{key}_image_auroc"] = image_auroc(test.labels, raw.recon_scores)
             row[f"{key}_pixel_auroc"] = pm["pixel_auroc"]
             row[f"{key}_aupro"] = pm["aupro"]
+            for kind, auc in per_kind_pixel_auroc(test, raw.maps[:, 0].numpy()).items():
+                row[f"{key}_pixel_auroc_{kind}"] = auc
     row["cpu_seconds"] = round(time.process_time() - t0, 1)
     row["train_cpu_seconds"] = round(train_cpu, 1)
     row["wall_seconds"] = round(time.perf_counter() - w0, 1)
@@ -101,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             cells = [" / ".join(f"{r[f'{m}_s{sigma:g}_{metric}']:.3f}" for m in MAPS)
                      for metric in ("image_auroc", "pixel_auroc", "aupro")]
             print(f"| {r['texture']} | {sigma:g} | {' | '.join(cells)} | {r['cpu_seconds']} |")
+    print(f"\n| texture | map | pixel AUROC by defect kind ({' / '.join(DEFECT_KINDS)}) |")
+    print("|---|---|---|")
+    for r in rows:
+        for m in MAPS:
+            key = f"{m}_s{args.sigmas[0]:g}_pixel_auroc_"
+            print(f"| {r['texture']} | {m} | {' / '.join(f'{r[key + k]:.3f}' for k in DEFECT_KINDS if key + k in r)} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)
