@@ -1,8 +1,10 @@
 """Reading and writing image files with their bit depth, channels and alpha intact.
 
 Pillow reads PNG, JPEG, BMP, WebP and 8/16-bit grayscale TIFF; tifffile reads every TIFF
-(16-bit RGB included, which Pillow cannot represent). Arrays are always (H, W, C) with
-C in {1, 2, 3, 4} and dtype uint8 or uint16, so no caller has to guess the layout.
+(16-bit RGB included, which Pillow cannot represent). 16-bit PNGs with more than one channel
+(grey + alpha, RGB, RGBA) go through pypng: Pillow would silently read and write them as
+8-bit, losing half of every sample. Arrays are always (H, W, C) with C in {1, 2, 3, 4} and
+dtype uint8 or uint16, so no caller has to guess the layout.
 """
 
 from __future__ import annotations
@@ -49,6 +51,37 @@ def _format_of(path: Path) -> str:
             ".tiff": "TIFF", ".webp": "WEBP"}.get(ext, "PNG")
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png16_multichannel(path: Path) -> bool:
+    """True for a PNG whose header says 16 bits per sample and colour type grey + alpha (4),
+    RGB (2) or RGBA (6): the PNGs Pillow can only represent as 8-bit."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return len(head) == 26 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" \
+        and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """(H, W, C) uint16 samples of a 16-bit multi-channel PNG, every bit kept (pypng)."""
+    import png
+
+    w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+    arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows])
+    return arr.reshape(h, w, info["planes"])
+
+
+def _write_png16(path: Path, a: np.ndarray) -> None:
+    """Write (H, W, C) uint16, C in {2, 3, 4}, as a 16-bit PNG (pypng; Pillow cannot)."""
+    import png
+
+    h, w, c = a.shape
+    writer = png.Writer(w, h, greyscale=c == 2, alpha=c in (2, 4), bitdepth=16)
+    with open(path, "wb") as f:
+        writer.write(f, np.ascontiguousarray(a).reshape(h, w * c))
+
+
 def _normalise(arr: np.ndarray, path: Path) -> np.ndarray:
     """Bring an array to (H, W, C) uint8/uint16, or refuse it with a reason."""
     if arr.ndim == 2:
@@ -78,6 +111,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
             arr = tifffile.imread(p)
             if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
                 arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) TIFF
+        elif p.suffix.lower() == ".png" and is_png16_multichannel(p):
+            arr = _read_png16(p)
         else:
             with Image.open(p) as im:
                 im.load()
@@ -111,11 +146,13 @@ def write_image_atomic(path: str | Path, arr: np.ndarray, info: ImageInfo, quali
             import tifffile
 
             tifffile.imwrite(tmp, a, photometric="rgb" if a.ndim == 3 and a.shape[2] >= 3 else None)
+        elif a.dtype == np.uint16 and a.ndim == 3 and info.format == "PNG":
+            _write_png16(tmp, a)
         else:
             if a.dtype == np.uint16 and a.ndim == 2:
                 im = Image.fromarray(a)  # Pillow picks mode I;16
             elif a.dtype == np.uint16:
-                raise ImageReadError(f"{info.format} cannot hold 16-bit colour; use TIFF")
+                raise ImageReadError(f"{info.format} cannot hold 16-bit colour; use TIFF or PNG")
             else:
                 im = Image.fromarray(a)
             kwargs = {"quality": quality} if info.format in ("JPEG", "WEBP") else {}
