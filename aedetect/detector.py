@@ -188,7 +188,8 @@ class AnomalyDetector:
         s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
         raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
                         batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
-                        bank=self._bank("feature_bank", self.device) if s.map == "features" else None)
+                        bank=self._bank("feature_bank", self.device) if s.map == "features" else None,
+                        segmenter=self._bank("segmenter", self.device) if s.map == "learned" else None)
         scores = combine_scores(raw, self.calibration_, s,
                                 bank=self._bank("latent_bank", "cpu") if s.latent == "knn" else None)
         scores = scores.numpy().astype(np.float64)
@@ -199,10 +200,12 @@ class AnomalyDetector:
             pixel_threshold=self.pixel_threshold_,
             inputs=raw.inputs.numpy() if keep_images else None, recon=raw.recon.numpy() if keep_images else None)
 
-    def _bank(self, key: str, device: "torch.device | str") -> "torch.Tensor":
-        """A bank of the calibration record (``feature_bank`` of ``map = features``,
-        ``latent_bank`` of the latent kNN score), decoded once per detector, not per batch."""
+    def _bank(self, key: str, device: "torch.device | str") -> Any:
+        """A fitted part of the calibration record (``feature_bank`` of ``map = features``,
+        ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map = learned``),
+        decoded once per detector, not per batch."""
         from aedetect.tasks.anomaly import decode_bank
+        from aedetect.tasks.segmenter import decode_segmenter
 
         cache = getattr(self, "_bank_cache", None)
         if cache is None or cache[0] is not self.calibration_:
@@ -210,9 +213,10 @@ class AnomalyDetector:
             self._bank_cache = cache
         if key not in cache[1]:
             if key not in self.calibration_:
-                need = "map 'features'" if key == "feature_bank" else "latent 'knn'"
+                need = {"feature_bank": "map 'features'", "latent_bank": "latent 'knn'"}.get(key, "map 'learned'")
                 raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({need} needs one)")
-            cache[1][key] = decode_bank(self.calibration_[key]).to(device)
+            d = self.calibration_[key]
+            cache[1][key] = decode_segmenter(d, device) if key == "segmenter" else decode_bank(d).to(device)
         return cache[1][key]
 
     def anomaly_score(self, images: Any) -> np.ndarray:

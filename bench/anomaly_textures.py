@@ -3,8 +3,10 @@
 For each scikit-image texture: train the anomaly CAE on defect-free 64x64 crops of the top
 three quarters, score crops of the held-out bottom quarter of which half carry one synthetic
 defect with an exact mask (aedetect.data.defects), and report image AUROC, pixel AUROC and
-AUPRO for the squared-error map, the SSIM map and the encoder-feature map (``map = features``, its
-bank built from the training crops as the head builds it; same trained model, three maps), and
+AUPRO for the squared-error map, the SSIM map, the encoder-feature map (``map = features``, its
+bank built from the training crops as the head builds it) and the learned map (``map =
+learned``, its network trained on anomalies made from the training crops as the head trains
+it); same trained autoencoder, four maps; and
 the pixel AUROC of each defect kind (good crops plus the crops with that kind).
 
     OMP_NUM_THREADS=1 python bench/anomaly_textures.py --textures brick grass gravel
@@ -29,12 +31,13 @@ from aedetect.metrics import image_auroc, pixel_auroc, pixel_metrics
 from aedetect.presets import build_config
 from aedetect.tasks.anomaly import AnomalySettings, run_model
 from aedetect.tasks.featuremap import build_bank
+from aedetect.tasks.segmenter import MADE_UP_KINDS, train_segmenter
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _resumable import train_resumable  # noqa: E402
 
 
-MAPS = ("mse", "ssim", "features")
+MAPS = ("mse", "ssim", "features", "learned")
 
 
 def per_kind_pixel_auroc(test: ImageSet, maps: np.ndarray) -> dict[str, float]:
@@ -68,10 +71,15 @@ def run_texture(name: str, args: argparse.Namespace) -> dict[str, Any]:
     features = AnomalySettings.from_config({"map": "features"})
     bank = build_bank(result.model, train, cfg.data.scaling, features.feature_level, features.feature_pool,
                       features.feature_bank, seed=0)  # from the training crops, as the head does
+    t1 = time.process_time()
+    segmenter = train_segmenter(result.model, train, cfg.data.scaling, args.learned_steps, seed=0,
+                                kinds=tuple(args.learned_kinds))
+    row["learned_train_cpu_seconds"] = round(time.process_time() - t1, 1)
     for sigma in args.sigmas:
         for map_name in MAPS:
             s = AnomalySettings.from_config({"map": map_name, "smooth_sigma": sigma, "score": "topk"})
-            raw = run_model(result.model, test.images, 255.0, cfg, s, keep_images=False, bank=bank)
+            raw = run_model(result.model, test.images, 255.0, cfg, s, keep_images=False, bank=bank,
+                            segmenter=segmenter)
             pm = pixel_metrics(test.masks[:, 0].numpy(), raw.maps[:, 0].numpy())
             key = f"{map_name}_s{sigma:g}"
             row[f"{key}_image_auroc"] = image_auroc(test.labels, raw.recon_scores)
@@ -96,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 4.0], help="map smoothing sigmas to report")
+    ap.add_argument("--learned-steps", type=int, default=1500, help="training steps of the learned map's network")
+    ap.add_argument("--learned-kinds", nargs="+", default=list(MADE_UP_KINDS),
+                    help="made-up anomaly kinds the learned map trains on (an ablation)")
     ap.add_argument("--json", default="")
     ap.add_argument("--cache", default="", help="folder for epoch checkpoints: a rerun continues training where a cut-off run stopped")
     args = ap.parse_args(argv)

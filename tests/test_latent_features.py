@@ -8,19 +8,25 @@ run of one hard digit, and check the bank, the settings and the exact-distance c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from aedetect.cli import app
 from aedetect.config import DataConfig
 from aedetect.data.sources import load_torchvision
 from aedetect.detector import AnomalyDetector
 from aedetect.errors import ConfigError
 from aedetect.metrics import image_auroc
 from aedetect.presets import build_config
-from aedetect.tasks.anomaly import AnomalySettings, calibrate_scores, combine_scores, knn_distance, run_model
+from aedetect.tasks.anomaly import (AnomalySettings, calibrate_scores, combine_scores, decode_bank, knn_distance,
+                                    run_model)
+
+runner = CliRunner()
 
 MODEL = {"model": {"widths": [32, 64], "bottleneck": "dense", "latent_dim": 32, "norm": "batch"},
          "train": {"batch_size": 64, "lr": 2e-3, "patience": 100}}
@@ -62,10 +68,16 @@ def test_train_bank_is_stored_and_round_trips(eights, tmp_path: Path) -> None:  
     # 2,000 eights less the 15 % calibration hold-out and 10 % validation split, all kept
     # (latent_bank_size 2000); 64 channels of the deepest level on a 7x7 grid.
     assert cal["latent_bank"]["shape"] == [1530, 64 * 7 * 7]
-    bank = torch.tensor(np.frombuffer(__import__("base64").b64decode(cal["latent_bank"]["float16_base64"]),
-                                      dtype=np.float16).astype(np.float32)).reshape(1530, -1)
+    bank = decode_bank(cal["latent_bank"])
     np.testing.assert_allclose(bank.norm(dim=1).numpy(), 1.0, atol=2e-3)  # cosine: unit vectors
-    again = AnomalyDetector.load(det.save(tmp_path / "m.safetensors"))
+    path = det.save(tmp_path / "m.safetensors")
+    # `aedetect info --json` gives the bank's shape; the 12 MB of base64 only with --banks.
+    brief = runner.invoke(app, ["info", str(path), "--json"])
+    assert brief.exit_code == 0 and "float16_base64" not in brief.output
+    assert json.loads(brief.output)["calibration"]["latent_bank"]["shape"] == [1530, 3136]
+    full = json.loads(runner.invoke(app, ["info", str(path), "--json", "--banks"]).output)
+    assert full["calibration"]["latent_bank"] == cal["latent_bank"]
+    again = AnomalyDetector.load(path)
     a, b = det.score(test.subset(list(range(300))), keep_images=False), \
         again.score(test.subset(list(range(300))), keep_images=False)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,15 +12,35 @@ from aedetect.cli.app import app, handle_errors
 from aedetect.info import describe
 
 
+def summarise_banks(calibration: dict | None) -> dict | None:  # type: ignore[type-arg]
+    """The calibration record with the base64 payload of each bank (latent or feature vectors)
+    and of the ``learned`` map's network left out, their shapes and sizes kept: a latent-feature
+    bank is about 17 MB of text, which nobody reads in a terminal or wants in a pipe to ``jq``."""
+    if not calibration:
+        return calibration
+
+    def brief(v: Any) -> Any:
+        if not isinstance(v, dict) or not any(k.endswith("_base64") for k in v):
+            return v
+        return {**{k: x for k, x in v.items() if not k.endswith("_base64")}, "omitted": "use --banks"}
+
+    return {k: brief(v) for k, v in calibration.items()}
+
+
 @app.command()
 @handle_errors
 def info(
     target: Annotated[str, typer.Argument(help="A model file (.safetensors) or a preset name.")],
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    banks: Annotated[bool, typer.Option(
+        "--banks", help="With --json: include the calibration's banks (megabytes of base64) instead of "
+                        "their shapes.")] = False,
 ) -> None:
     """Show a model file's or preset's architecture, parameter counts and metadata."""
     d = describe(target)
     if json_:
+        if not banks:
+            d["calibration"] = summarise_banks(d.get("calibration"))
         typer.echo(json.dumps(d, indent=2))
         return
     from rich.console import Console
@@ -38,6 +58,6 @@ def info(
     for section in ("training", "calibration", "noise"):
         for k, v in (d.get(section) or {}).items():
             text = json.dumps(v)
-            # A latent-score code bank is kilobytes of base64: --json has it, the table not.
+            # A bank is up to megabytes of base64: `--json --banks` has it, the table not.
             t.add_row(f"{section}.{k}", text if len(text) <= 160 else f"<{len(text):,} characters; see --json>")
     out.print(t)

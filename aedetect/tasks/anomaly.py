@@ -13,7 +13,10 @@ map                 per-pixel error: ``mse`` (squared error, mean over channels)
                     (absolute error), ``ssim`` (1 - local SSIM, Bergmann et al.), ``mix``
                     (weighted sum, see ``mix``), or ``features``: distance of the encoder's
                     features at each location to the nearest features of the training images
-                    (aedetect.tasks.featuremap; for stochastic textures). Default ``mse``.
+                    (aedetect.tasks.featuremap; for stochastic textures), or ``learned``: a
+                    small segmentation network on the input and the residual, trained after
+                    the autoencoder on anomalies made from the training images
+                    (aedetect.tasks.segmenter). Default ``mse``.
 mix                 weights of the sub-maps for ``map = mix``, e.g. ``{"mse": 1, "ssim": 0.05}``;
                     the maps have different scales, so the weights are not fractions.
 ssim_window         odd SSIM window size (11).
@@ -45,6 +48,9 @@ recon_weight        weight of the reconstruction part (1.0); 0 = the latent scor
 feature_level       encoder level whose features ``map = features`` compares, 0 = first (1).
 feature_pool        averaging window of those features, odd, 1 = none (5).
 feature_bank        at most this many training feature vectors are kept (30000).
+learned_steps       training steps of the ``learned`` map's network (1500).
+learned_batch       images per step, half of them with a made-up anomaly (16).
+learned_width       channels of that network (32).
 ==================  ========================================================================
 """
 
@@ -69,7 +75,7 @@ from aedetect.tasks.base import BaseHead
 
 log = logging.getLogger("aedetect")
 
-MAPS = ("mse", "l1", "ssim", "mix", "features")
+MAPS = ("mse", "l1", "ssim", "mix", "features", "learned")
 SCORES = ("max", "mean", "topk")
 LATENTS = ("none", "knn")
 LATENT_SOURCES = ("code", "features")
@@ -104,6 +110,9 @@ class AnomalySettings:
     feature_level: int = 1
     feature_pool: int = 5
     feature_bank: int = 30000
+    learned_steps: int = 1500
+    learned_batch: int = 16
+    learned_width: int = 32
 
     @classmethod
     def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
@@ -163,6 +172,9 @@ class AnomalySettings:
         integer("feature_level", 0)
         integer("feature_pool", 1, odd=True)
         integer("feature_bank", 1)
+        integer("learned_steps", 1)
+        integer("learned_batch", 2)
+        integer("learned_width", 4)
 
 
 # ---- maps and scores ------------------------------------------------------------------------
@@ -286,11 +298,14 @@ class RawScores:
 @torch.no_grad()
 def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s: AnomalySettings,
               device: torch.device | str = "cpu", batch_size: int = 64, keep_images: bool = True,
-              on_batch: Any = None, bank: Tensor | None = None) -> RawScores:
+              on_batch: Any = None, bank: Tensor | None = None, segmenter: nn.Module | None = None) -> RawScores:
     """Score integer images (N, C, H, W) in batches; ``on_batch(n)`` reports progress;
-    ``bank``: the training feature vectors ``map = features`` needs (calibration record)."""
+    ``bank``: the training feature vectors ``map = features`` needs, ``segmenter``: the network
+    ``map = learned`` needs (both from the calibration record)."""
     if s.map == "features" and bank is None:
         raise ConfigError("anomaly.map: 'features' needs the feature bank of a calibrated model")
+    if s.map == "learned" and segmenter is None:
+        raise ConfigError("anomaly.map: 'learned' needs the trained network of a calibrated model")
     model.eval()
     ins, recs, maps, scores, codes = [], [], [], [], []
     for i in range(0, images.shape[0], batch_size):
@@ -304,6 +319,10 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
             f = pool_features(skips[s.feature_level], s.feature_pool)
             m = smooth(feature_distance_map(f, bank, s.feature_level, tuple(xb.shape[-2:])),  # type: ignore[arg-type]
                        s.smooth_sigma)
+        elif s.map == "learned":
+            from aedetect.tasks.segmenter import learned_map
+
+            m = smooth(learned_map(segmenter, xb, yb), s.smooth_sigma)  # type: ignore[arg-type]
         else:
             m = error_map(xu, yu, s)
         maps.append(m.cpu())
@@ -459,7 +478,8 @@ class AnomalyHead(BaseHead):
                   train: ImageSet | None = None) -> dict[str, Any]:
         """Thresholds on the held-out normal images; with ``map = features`` (or ``latent_bank =
         train``) the bank comes from ``train`` (the images the model trained on), never from
-        ``holdout``, so the thresholds are set on images the bank has not seen."""
+        ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
+        ``learned`` map's network is trained on ``train`` only."""
         s = AnomalySettings.from_config(cfg)
         bank = None
         if s.map == "features":
@@ -474,9 +494,21 @@ class AnomalyHead(BaseHead):
             if train is None:
                 raise ConfigError("anomaly.latent_bank: 'train' needs the training images")
             latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed)
+        segmenter = None
+        if s.map == "learned":
+            from aedetect.tasks.segmenter import train_segmenter
+
+            if train is None:
+                raise ConfigError("anomaly.map: 'learned' needs the training images to train its network")
+            segmenter = train_segmenter(model, train, cfg.data.scaling, s.learned_steps, s.learned_width,
+                                        s.learned_batch, device, seed=cfg.train.seed)
         raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
-                        batch_size=cfg.train.batch_size, keep_images=False, bank=bank)
+                        batch_size=cfg.train.batch_size, keep_images=False, bank=bank, segmenter=segmenter)
         cal = calibrate_scores(raw, s, len(holdout), latent_bank)
+        if segmenter is not None:
+            from aedetect.tasks.segmenter import encode_segmenter
+
+            cal["segmenter"] = encode_segmenter(segmenter)
         if bank is not None:
             cal["feature_bank"] = encode_bank(bank)
         log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "
