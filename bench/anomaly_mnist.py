@@ -25,7 +25,7 @@ from aedetect.data.sources import load_torchvision
 from aedetect.metrics import image_auroc
 from aedetect.presets import build_config
 from aedetect.tasks.anomaly import (AnomalySettings, RawScores, calibrate_scores, combine_scores, error_map,
-                                    image_score, run_model, train_latent_bank)
+                                    encode_latent, image_score, run_model, train_latent_bank)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _resumable import train_resumable  # noqa: E402
@@ -85,11 +85,6 @@ def rescore(raw: RawScores, s: AnomalySettings) -> RawScores:
                      recon_scores=image_score(maps, s.score, s.topk_percent), codes=raw.codes)
 
 
-def latent_only(model: torch.nn.Module, images: torch.Tensor, cfg: Any, s: AnomalySettings) -> torch.Tensor:
-    """The latent vectors of ``s`` for every image (its maps are not needed here)."""
-    return run_model(model, images, 255.0, cfg, s, batch_size=512, keep_images=False).codes  # type: ignore[return-value]
-
-
 def run_digit(k: int, args: argparse.Namespace, test: ImageSet) -> dict[str, Any]:
     root = args.data_root
     cfg = build_config(args.preset, overrides={
@@ -132,8 +127,8 @@ def run_digit(k: int, args: argparse.Namespace, test: ImageSet) -> dict[str, Any
         key = (s.latent_source, s.latent_metric, s.latent_level, s.latent_grid)
         if s.latent == "knn" and key != ("code", "euclidean", -1, 7):  # another latent vector: one more pass
             if key not in vectors:
-                vectors[key] = (latent_only(result.model, calib.images, cfg, s),
-                                latent_only(result.model, test.images, cfg, s))
+                vectors[key] = (encode_latent(result.model, calib.images, 255.0, cfg, s, batch_size=512),
+                                encode_latent(result.model, test.images, 255.0, cfg, s, batch_size=512))
             raw_cal.codes, raw.codes = vectors[key]
         bank = train_latent_bank(result.model, train, cfg, s, seed=cfg.train.seed) \
             if s.latent == "knn" and s.latent_bank == "train" else None

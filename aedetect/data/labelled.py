@@ -162,8 +162,11 @@ def load_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = No
     """
     r = _resolve(data, cfg, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                  normal_class=normal_class, data_root=data_root)
-    if isinstance(r, ImageSet):
-        return r
+    return r if isinstance(r, ImageSet) else _decode_all(r, cfg)
+
+
+def _decode_all(r: _Files, cfg: DataConfig) -> ImageSet:
+    """Every file of ``r`` decoded into one ImageSet (with labels, kinds and masks if labelled)."""
     if r.labelled:
         return load_labelled_files(r.entries, cfg, r.what)
     return load_files([e[0] for e in r.entries], cfg, r.what)
@@ -321,6 +324,5 @@ def open_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = No
     if isinstance(r, ImageSet):
         return ImageSetStream(r)
     if cfg.size is None:
-        return ImageSetStream(load_labelled_files(r.entries, cfg, r.what) if r.labelled
-                              else load_files([e[0] for e in r.entries], cfg, r.what))
+        return ImageSetStream(_decode_all(r, cfg))
     return FileStream(r.entries, cfg, r.what, r.labelled)

@@ -242,20 +242,25 @@ def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings) -> Tensor
 
 
 @torch.no_grad()
+def encode_latent(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s: AnomalySettings,
+                  device: torch.device | str = "cpu", batch_size: int = 64) -> Tensor:
+    """(N, D) latent vectors of integer images (N, C, H, W), in batches; no maps are made."""
+    model.eval()
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
+        _, z, skips = model.forward_parts(xb)  # type: ignore[operator]
+        out.append(latent_vectors(z, skips, s).cpu())
+    return torch.cat(out)
+
+
 def train_latent_bank(model: nn.Module, images: ImageSet, cfg: Config, s: AnomalySettings,
                       device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0) -> Tensor:
     """Latent vectors of a seeded sample of at most ``latent_bank_size`` training images
     (``latent_bank = train``): a bank of the images the model learnt normality from, larger
     than the calibration set and disjoint from it."""
-    model.eval()
-    n = len(images)
-    pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:s.latent_bank_size].sort().values
-    out = []
-    for i in range(0, pick.numel(), batch_size):
-        xb = scale_to_float(images.images[pick[i:i + batch_size]].to(device), images.max_value, cfg.data.scaling)
-        _, z, skips = model.forward_parts(xb)  # type: ignore[operator]
-        out.append(latent_vectors(z, skips, s).cpu())
-    return torch.cat(out)
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:s.latent_bank_size].sort().values
+    return encode_latent(model, images.images[pick], images.max_value, cfg, s, device, batch_size)
 
 
 SHORTLIST_MARGIN = 16  # extra candidates the fast distance pass keeps for the exact one
@@ -481,25 +486,25 @@ class AnomalyHead(BaseHead):
         ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
         ``learned`` map's network is trained on ``train`` only."""
         s = AnomalySettings.from_config(cfg)
+        uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
+                                            ("anomaly.map 'learned'", s.map == "learned"),
+                                            ("anomaly.latent_bank 'train'", s.latent == "knn" and s.latent_bank == "train"))
+                      if on]
+        if uses_train and train is None:
+            raise ConfigError(f"{' and '.join(uses_train)}: needs the training images at calibration")
         bank = None
         if s.map == "features":
             from aedetect.tasks.featuremap import build_bank
 
-            if train is None:
-                raise ConfigError("anomaly.map: 'features' needs the training images to build its feature bank")
             bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool, s.feature_bank,
                               device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":
-            if train is None:
-                raise ConfigError("anomaly.latent_bank: 'train' needs the training images")
             latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed)
         segmenter = None
         if s.map == "learned":
             from aedetect.tasks.segmenter import train_segmenter
 
-            if train is None:
-                raise ConfigError("anomaly.map: 'learned' needs the training images to train its network")
             segmenter = train_segmenter(model, train, cfg.data.scaling, s.learned_steps, s.learned_width,
                                         s.learned_batch, device, seed=cfg.train.seed)
         raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
