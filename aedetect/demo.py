@@ -16,8 +16,8 @@ from typing import Any
 
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
-from aedetect.fsutil import new_run_dir
-from aedetect.presets import build_config
+from aedetect.util.fsutil import new_run_dir
+from aedetect.core.presets import build_config
 
 log = logging.getLogger("aedetect")
 
@@ -36,7 +36,7 @@ class DemoResult:
 
 def demo_fit(res: DemoResult, fast: bool = False) -> None:
     """Train the anomaly CAE on defect-free brick crops from the top 3/4 of the photograph."""
-    from aedetect.fit import fit
+    from aedetect.core.fit import fit
 
     crops = texture_crops(DEMO_TEXTURE, DEMO_CROP, 16, rows=(0.0, 0.75))
     # A 4-channel 8x8 code (256 numbers for 4,096 pixels): too narrow to copy a defect through.
@@ -55,8 +55,8 @@ def demo_fit(res: DemoResult, fast: bool = False) -> None:
 
 def demo_score(res: DemoResult, fast: bool = False) -> None:
     """Score held-out crops (bottom quarter) of the texture, half with synthetic defects."""
-    from aedetect.data.defects import defect_test_set
-    from aedetect.score import score_data
+    from aedetect.anomaly.defects import defect_test_set
+    from aedetect.anomaly.score import score_data
 
     test = defect_test_set(DEMO_TEXTURE, DEMO_CROP, 16, rows=(0.75, 1.0), seed=1)
     rep = score_data(res.values["anomaly_model"], test, res.out / "score")
@@ -71,7 +71,7 @@ def demo_score(res: DemoResult, fast: bool = False) -> None:
 
 def demo_denoise(res: DemoResult, fast: bool = False) -> None:
     """Train a small denoiser on bundled photographs; noisy | denoised | clean on a held-out one."""
-    from aedetect.denoise_demo import run
+    from aedetect.denoise.demo import run
 
     run(res, fast)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aedetect.config import Config
+from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
-from aedetect.models.cae import ConvAutoencoder
-from aedetect.train import FitResult, Trainer
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.train import FitResult, Trainer
 
 
 def train_resumable(cfg: Config, train: ImageSet, val: ImageSet, run_dir: str | Path | None) -> FitResult:

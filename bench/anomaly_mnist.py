@@ -22,9 +22,9 @@ import torch
 
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_torchvision
-from aedetect.metrics import image_auroc
-from aedetect.presets import build_config
-from aedetect.tasks.anomaly import (AnomalySettings, RawScores, calibrate_scores, combine_scores, error_map,
+from aedetect.anomaly.metrics import image_auroc
+from aedetect.core.presets import build_config
+from aedetect.anomaly.head import (AnomalySettings, RawScores, calibrate_scores, combine_scores, error_map,
                                     encode_latent, image_score, run_model, train_latent_bank)
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -64,7 +64,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                                       "latent_weight": 0.5},
     "ssim window 7, sigma 1, mean + latent kNN (k=5, w=1)": {"map": "ssim", "ssim_window": 7, "score": "mean",
                                                              "latent": "knn"},
-    # The latent vector and its bank (aedetect.tasks.anomaly.latent_vectors, train_latent_bank).
+    # The latent vector and its bank (aedetect.anomaly.head.latent_vectors, train_latent_bank).
     "ssim, sigma 1, mean + latent kNN, train bank (k=5, w=1)": {"map": "ssim", "score": "mean", "latent": "knn",
                                                                 "latent_bank": "train"},
     "ssim, sigma 1, mean + feature kNN (7x7, euclidean, train bank, k=5, w=3)": {

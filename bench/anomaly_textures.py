@@ -2,7 +2,7 @@
 
 For each scikit-image texture: train the anomaly CAE on defect-free 64x64 crops of the top
 three quarters, score crops of the held-out bottom quarter of which half carry one synthetic
-defect with an exact mask (aedetect.data.defects), and report image AUROC, pixel AUROC and
+defect with an exact mask (aedetect.anomaly.defects), and report image AUROC, pixel AUROC and
 AUPRO for the squared-error map, the SSIM map, the encoder-feature map (``map = features``, its
 bank built from the training crops as the head builds it) and the learned map (``map =
 learned``, its network trained on anomalies made from the training crops as the head trains
@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedetect.data.defects import DEFECT_KINDS, defect_test_set
+from aedetect.anomaly.defects import DEFECT_KINDS, defect_test_set
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
-from aedetect.metrics import image_auroc, pixel_auroc, pixel_metrics
-from aedetect.presets import build_config
-from aedetect.tasks.anomaly import AnomalySettings, run_model
-from aedetect.tasks.featuremap import build_bank
-from aedetect.tasks.segmenter import MADE_UP_KINDS, train_segmenter
+from aedetect.anomaly.metrics import image_auroc, pixel_auroc, pixel_metrics
+from aedetect.core.presets import build_config
+from aedetect.anomaly.head import AnomalySettings, run_model
+from aedetect.anomaly.featuremap import build_bank
+from aedetect.anomaly.learned import MADE_UP_KINDS, train_segmenter
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _resumable import train_resumable  # noqa: E402

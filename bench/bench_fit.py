@@ -6,7 +6,7 @@ sample by ``ToTensor()`` and ``Normalize((0.5,), (0.5,))``, batched by a ``DataL
 (shuffle, default ``num_workers=0`` as in the tutorials), the same ConvAutoencoder, the same
 batch size, optimizer and number of epochs, MSE loss.
 
-aedetect side: ``aedetect.fit.fit`` on the same images (decoded once to a uint8 tensor,
+aedetect side: ``aedetect.core.fit.fit`` on the same images (decoded once to a uint8 tensor,
 batches sliced and scaled on the device), timing only its training phase (the per-epoch
 ``seconds`` it records) and, separately, the whole call including validation and run files.
 
@@ -28,9 +28,9 @@ from torch import nn
 def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int, batch: int, lr: float,
                            flush: bool = False) -> float:
     """Seconds per epoch of the tutorial-style loop (PIL dataset, per-sample transforms);
-    ``flush``: the same loop with denormals flushed on every thread (aedetect.fastmath), to
+    ``flush``: the same loop with denormals flushed on every thread (aedetect.core.fastmath), to
     show how much of aedetect's lead is that one setting."""
-    from aedetect.fastmath import flush_denormals
+    from aedetect.core.fastmath import flush_denormals
 
     if flush:
         with flush_denormals():
@@ -62,7 +62,7 @@ def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int
 def aedetect_epoch_seconds(cfg, data_root: str, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(median training seconds per epoch, whole fit() wall seconds per epoch)."""
     from aedetect.data.sources import load_training_data
-    from aedetect.fit import fit
+    from aedetect.core.fit import fit
 
     t0 = time.perf_counter()
     data = load_training_data("mnist", cfg.data, data_root=data_root)
@@ -89,8 +89,8 @@ def main() -> None:
     ap.add_argument("--preset", default="small")
     args = ap.parse_args()
 
-    from aedetect.models import ConvAutoencoder
-    from aedetect.presets import build_config
+    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.presets import build_config
 
     cfg = build_config(args.preset, overrides={
         "data": {"size": [28, 28]},
@@ -120,7 +120,7 @@ def main() -> None:
     print(f"| pipeline | median images/s | ratio |")
     print(f"|---|---|---|")
     print(f"| PyTorch tutorial loop (PIL + ToTensor/Normalize + DataLoader) | {args.images / mt:,.0f} | 1.00 |")
-    print(f"| the same tutorial loop with denormals flushed (aedetect.fastmath) | {args.images / mf:,.0f} | {mt / mf:.2f} |")
+    print(f"| the same tutorial loop with denormals flushed (aedetect.core.fastmath) | {args.images / mf:,.0f} | {mt / mf:.2f} |")
     print(f"| aedetect fit, training phase | {args.images / mo:,.0f} | {mt / mo:.2f} |")
     print(f"| aedetect fit, whole call (load, validation, checkpoints, PNGs) | {args.images / mw:,.0f} | {mt / mw:.2f} |")
 

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from aedetect.denoise import Denoiser
-from aedetect.denoise_demo import noisy_version, photo, psnr8
+from aedetect.denoise.denoiser import Denoiser
+from aedetect.denoise.demo import noisy_version, photo, psnr8
 
 VARIANTS = {
     "plain CAE (no skip, no residual)": {"model": {"skip": False, "residual": False}},

@@ -60,12 +60,12 @@ def skimage_photo(name: str, channels: int) -> np.ndarray:
 
 def train(name: str, seconds: float) -> None:
     """Train one model for a wall-clock budget; fresh random crops every round."""
-    from aedetect.checkpoint import save_model
-    from aedetect.models.cae import ConvAutoencoder
-    from aedetect.presets import build_config
-    from aedetect.tasks.denoise import DenoiseHead, crop_set
-    from aedetect.noise import parse_recipe
-    from aedetect.train import Trainer
+    from aedetect.core.modelfile import save_model
+    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.presets import build_config
+    from aedetect.denoise.head import DenoiseHead, crop_set
+    from aedetect.denoise.noise import parse_recipe
+    from aedetect.core.train import Trainer
 
     channels, lo, hi = MODELS[name]
     names = GRAY_TRAIN if channels == 1 else RGB_TRAIN
@@ -120,7 +120,7 @@ def methods(kind: str, sigma: float, bm3d_subset: int | None) -> dict[str, objec
     """name -> f(noisy, index) returning the denoised image (None = skipped for this image)."""
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet, estimate_sigma
 
-    from aedetect.denoise import Denoiser
+    from aedetect.denoise.denoiser import Denoiser
 
     ca = None if kind == "gray" else -1
     gray_model = {15.0: "gray15", 25.0: "gray25", 50.0: "gray50"}.get(sigma)

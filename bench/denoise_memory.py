@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from aedetect.denoise import Denoiser
+from aedetect.denoise.denoiser import Denoiser
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Ablation of the ``features`` anomaly map's settings (aedetect.tasks.featuremap): which
+"""Ablation of the ``features`` anomaly map's settings (aedetect.anomaly.featuremap): which
 encoder level and which averaging window localise texture defects best.
 
 Same data and model as bench/anomaly_textures.py: train on 64x64 crops (stride 16) of the top
@@ -18,14 +18,14 @@ import time
 
 import torch
 
-from aedetect.data.defects import defect_test_set
+from aedetect.anomaly.defects import defect_test_set
 from aedetect.data.imageset import ImageSet, scale_to_float
 from aedetect.data.sources import texture_crops
-from aedetect.metrics import image_auroc, pixel_metrics
-from aedetect.models.cae import ConvAutoencoder
-from aedetect.presets import build_config
-from aedetect.tasks.featuremap import build_bank, encoder_features, feature_distance_map
-from aedetect.train import Trainer
+from aedetect.anomaly.metrics import image_auroc, pixel_metrics
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.presets import build_config
+from aedetect.anomaly.featuremap import build_bank, encoder_features, feature_distance_map
+from aedetect.core.train import Trainer
 
 BANK = 30_000
 

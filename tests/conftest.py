@@ -50,7 +50,7 @@ def digit_folder(tmp_path: Path, digits_uint8: tuple[np.ndarray, np.ndarray]) ->
 @pytest.fixture(scope="session")
 def digits():  # type: ignore[no-untyped-def]
     """scikit-learn's digits as a labelled ImageSet: class 0 normal, the others anomalous."""
-    from aedetect.config import DataConfig
+    from aedetect.core.config import DataConfig
     from aedetect.data.sources import load_digits
 
     return load_digits(DataConfig(channels=1), normal_class=0, only_normal=False)
@@ -80,7 +80,7 @@ def grass_detector(anomaly: dict):  # type: ignore[no-untyped-def,type-arg]
     quarter, half with synthetic defects and exact masks: the stochastic-texture case where the
     reconstruction error cannot localise defects."""
     from aedetect import AnomalyDetector
-    from aedetect.data.defects import defect_test_set
+    from aedetect.anomaly.defects import defect_test_set
     from aedetect.data.imageset import ImageSet
     from aedetect.data.sources import texture_crops
 
@@ -93,8 +93,8 @@ def grass_detector(anomaly: dict):  # type: ignore[no-untyped-def,type-arg]
 
 def map_vs_reconstruction(det, test) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Pixel AUROC of the detector's own map and of the squared-error map of the same model."""
-    from aedetect.metrics import pixel_auroc
-    from aedetect.tasks.anomaly import AnomalySettings, run_model
+    from aedetect.anomaly.metrics import pixel_auroc
+    from aedetect.anomaly.head import AnomalySettings, run_model
 
     masks = test.masks[:, 0].numpy()
     own = pixel_auroc(masks, det.score(test, keep_images=False).maps)

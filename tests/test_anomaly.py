@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.config import DataConfig
-from aedetect.data.defects import add_defect, defect_test_set
+from aedetect.core.config import DataConfig
+from aedetect.anomaly.defects import add_defect, defect_test_set
 from aedetect.data.sources import load_digits
 from aedetect.errors import ConfigError
-from aedetect.metrics import image_auroc
-from aedetect.tasks.anomaly import AnomalySettings, image_score, normalise, smooth, threshold_at_fpr
+from aedetect.anomaly.metrics import image_auroc
+from aedetect.anomaly.head import AnomalySettings, image_score, normalise, smooth, threshold_at_fpr
 
 FAST = {"train": {"batch_size": 32, "lr": 3e-3, "patience": 100}}
 
@@ -74,8 +74,8 @@ def test_save_load_round_trip_and_f1_threshold(zero_detector, one_class_split, t
     again = AnomalyDetector.load(path)
     assert again.threshold_ == zero_detector.threshold_
     np.testing.assert_allclose(again.anomaly_score(test), zero_detector.anomaly_score(test), rtol=1e-5)
-    from aedetect.tasks.anomaly import f1_threshold
-    from aedetect.metrics import best_f1
+    from aedetect.anomaly.head import f1_threshold
+    from aedetect.anomaly.metrics import best_f1
 
     scores = zero_detector.anomaly_score(test)
     cal = f1_threshold(zero_detector.calibration_, test.labels.numpy(), scores)

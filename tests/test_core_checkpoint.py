@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from aedetect.checkpoint import FORMAT_VERSION, load_model, read_metadata, save_model
+from aedetect.core.modelfile import FORMAT_VERSION, load_model, read_metadata, save_model
 from aedetect.errors import ModelFileError
-from aedetect.models import ConvAutoencoder
-from aedetect.presets import build_config
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.presets import build_config
 
 
 @pytest.fixture()

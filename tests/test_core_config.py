@@ -8,7 +8,7 @@ import pytest
 
 from aedetect.cli.options import parse_sets, parse_size
 from aedetect.errors import ConfigError
-from aedetect.presets import build_config
+from aedetect.core.presets import build_config
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

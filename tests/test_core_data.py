@@ -11,7 +11,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from aedetect.config import DataConfig
+from aedetect.core.config import DataConfig
 from aedetect.data.imageset import convert_channels, fit_size
 from aedetect.data.io import ImageReadError, read_image
 from aedetect.data.sources import load_folder, load_training_data

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
-from aedetect.checkpoint import load_model
+from aedetect.core.modelfile import load_model
 from aedetect.data.sources import load_training_data
-from aedetect.fit import fit, resume_config
-from aedetect.models import ConvAutoencoder
-from aedetect.presets import build_config
-from aedetect.train import Trainer
+from aedetect.core.fit import fit, resume_config
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.presets import build_config
+from aedetect.core.train import Trainer
 
 
 def _cfg(epochs: int, **train):  # type: ignore[no-untyped-def]

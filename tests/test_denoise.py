@@ -11,15 +11,15 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aedetect.checkpoint import save_model
+from aedetect.core.modelfile import save_model
 from aedetect.cli import app
-from aedetect.denoise import Denoiser
-from aedetect.denoise_demo import noisy_version, photo, psnr8
+from aedetect.denoise.denoiser import Denoiser
+from aedetect.denoise.demo import noisy_version, photo, psnr8
 from aedetect.errors import ConfigError, DataError
-from aedetect.models.cae import ConvAutoencoder
-from aedetect.noise import make_corruption, parse_level, parse_recipe
-from aedetect.presets import build_config
-from aedetect.tiling import run_tiled, tile_starts
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.denoise.noise import make_corruption, parse_level, parse_recipe
+from aedetect.core.presets import build_config
+from aedetect.denoise.tiling import run_tiled, tile_starts
 
 runner = CliRunner()
 
@@ -92,7 +92,7 @@ def test_brief_training_raises_psnr_on_a_held_out_photo(trained: Denoiser) -> No
 
 
 def test_model_file_records_noise_recipe_and_info_shows_it(trained: Denoiser) -> None:
-    from aedetect.info import describe
+    from aedetect.core.info import describe
 
     d = describe(str(trained.model_path))
     assert d["task"] == "denoise" and d["noise"]["level"] == 25
@@ -187,7 +187,7 @@ def test_fit_cli_on_a_folder_of_mixed_sizes_and_depths(tmp_path: Path) -> None:
                             "--noise", "gaussian", "--noise", "speckle", "--set", "model.widths=[8,16]",
                             "--set", "denoise.patch_size=32", "--set", "denoise.crops_per_image=4"])
     assert r.exit_code == 0, r.output
-    from aedetect.checkpoint import load_model
+    from aedetect.core.modelfile import load_model
 
     mf = load_model(out / "model.safetensors")
     assert mf.config.task == "denoise" and mf.config.model.skip and mf.config.model.residual

@@ -10,8 +10,8 @@ import pytest
 
 from aedetect import AnomalyDetector
 from aedetect.errors import ConfigError
-from aedetect.presets import build_config
-from aedetect.tasks.anomaly import AnomalySettings
+from aedetect.core.presets import build_config
+from aedetect.anomaly.head import AnomalySettings
 from conftest import grass_detector, map_vs_reconstruction
 
 

@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aedetect.checkpoint import load_model, save_model
+from aedetect.core.modelfile import load_model, save_model
 from aedetect.cli import app
-from aedetect.config import DataConfig
+from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
-from aedetect.fit import fit
-from aedetect.inspection import PICTURES, inspect_model
-from aedetect.inspection.codes import interpolate, why_no_decode
-from aedetect.inspection.probe import probe, tile_grid_size
-from aedetect.models.cae import ConvAutoencoder
-from aedetect.presets import build_config
+from aedetect.core.fit import fit
+from aedetect.inspect import PICTURES, inspect_model
+from aedetect.core.codes import interpolate, why_no_decode
+from aedetect.inspect.probe import probe, tile_grid_size
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.presets import build_config
 
 
 def tiny_cfg(**model):  # type: ignore[no-untyped-def]

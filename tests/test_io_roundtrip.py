@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aedetect.checkpoint import save_model
+from aedetect.core.modelfile import save_model
 from aedetect.cli import app
-from aedetect.models.cae import ConvAutoencoder
-from aedetect.presets import build_config
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.presets import build_config
 
 runner = CliRunner()
 

@@ -17,13 +17,13 @@ import torch
 from typer.testing import CliRunner
 
 from aedetect.cli import app
-from aedetect.config import DataConfig
+from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_torchvision
-from aedetect.detector import AnomalyDetector
+from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import ConfigError
-from aedetect.metrics import image_auroc
-from aedetect.presets import build_config
-from aedetect.tasks.anomaly import (AnomalySettings, calibrate_scores, combine_scores, decode_bank, knn_distance,
+from aedetect.anomaly.metrics import image_auroc
+from aedetect.core.presets import build_config
+from aedetect.anomaly.head import (AnomalySettings, calibrate_scores, combine_scores, decode_bank, knn_distance,
                                     run_model)
 
 runner = CliRunner()

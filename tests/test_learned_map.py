@@ -1,4 +1,4 @@
-"""The ``learned`` anomaly map (aedetect.tasks.segmenter) on real grass, its made-up training
+"""The ``learned`` anomaly map (aedetect.anomaly.learned) on real grass, its made-up training
 anomalies, and its storage in the model file."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from aedetect.cli import app
-from aedetect.detector import AnomalyDetector
+from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import ConfigError
-from aedetect.tasks.anomaly import AnomalySettings
-from aedetect.tasks.segmenter import synthetic_anomaly
+from aedetect.anomaly.head import AnomalySettings
+from aedetect.anomaly.learned import synthetic_anomaly
 from conftest import grass_detector, map_vs_reconstruction
 
 runner = CliRunner()

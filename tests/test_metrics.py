@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from aedetect.metrics import (aupro, best_f1, f1_at_threshold, image_ap, image_auroc, image_metrics,
+from aedetect.anomaly.metrics import (aupro, best_f1, f1_at_threshold, image_ap, image_auroc, image_metrics,
                               pixel_auroc, pro_curve)
 
 
@@ -75,7 +75,7 @@ def test_aupro_weights_regions_not_pixels() -> None:
 def test_streamed_pixel_metrics_match_the_exact_ones() -> None:
     """PixelMetrics (batch by batch, no maps kept) = pixel_auroc/aupro over all maps at once:
     exactly for float16-valued maps (ties included), to 1e-3 for float32 maps."""
-    from aedetect.metrics import PixelMetrics
+    from aedetect.anomaly.metrics import PixelMetrics
 
     rng = np.random.default_rng(1)
     masks = np.zeros((10, 24, 24), np.uint8)

@@ -18,8 +18,8 @@ import aedetect.data.labelled as labelled
 from aedetect import AnomalyDetector
 from aedetect.cli import app
 from aedetect.data.labelled import load_scoring_data
-from aedetect.metrics import aupro, pixel_auroc
-from aedetect.tasks.anomaly import knn_distance
+from aedetect.anomaly.metrics import aupro, pixel_auroc
+from aedetect.anomaly.head import knn_distance
 
 runner = CliRunner()
 BATCH = 4

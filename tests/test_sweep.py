@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from aedetect.cli import app
-from aedetect.config import DataConfig
+from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
 from aedetect.errors import ConfigError
-from aedetect.presets import build_config
-from aedetect.sweep import latent_points, parse_vary, run_sweep, vary_points
+from aedetect.core.presets import build_config
+from aedetect.inspect.sweep import latent_points, parse_vary, run_sweep, vary_points
 
 BASE = {"data": {"size": [8, 8]}, "train": {"epochs": 1, "device": "cpu", "batch_size": 64}}
 

@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from aedetect.cli import app
-from aedetect.config import DataConfig
+from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
 from aedetect.errors import AedetectError
-from aedetect.fit import fit
-from aedetect.presets import build_config
-from aedetect.tensorboard import summary_writer_class
+from aedetect.core.fit import fit
+from aedetect.core.presets import build_config
+from aedetect.core.tensorboard import summary_writer_class
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

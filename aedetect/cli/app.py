@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from aedetect.errors import AedetectError
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 app = typer.Typer(
     name="aedetect",

@@ -10,7 +10,7 @@ import typer
 from aedetect.cli.app import app, handle_errors
 from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
                                   TestNormalClass)
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -36,7 +36,7 @@ def calibrate(
     """Re-set an anomaly model's threshold on labelled data (F1-optimal or a target FPR); writes a new model file."""
     from rich.table import Table
 
-    from aedetect.calibrate import recalibrate
+    from aedetect.anomaly.calibrate import recalibrate
 
     rep = recalibrate(model, data, out, rule=rule, target_fpr=target_fpr, normal_dir=normal_dir,
                       abnormal_dir=abnormal_dir, mask_dir=mask_dir, normal_class=normal_class,

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 
 @app.command()

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.progress import console
-from aedetect.tiling import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
+from aedetect.util.progress import console
+from aedetect.denoise.tiling import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
 
 
 @app.command()
@@ -26,8 +26,8 @@ def denoise(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
     """Denoise images; inputs are never written, outputs are written atomically."""
-    from aedetect.denoise import Denoiser
-    from aedetect.denoise_folder import denoise_path
+    from aedetect.denoise.denoiser import Denoiser
+    from aedetect.denoise.folder import denoise_path
 
     den = Denoiser.load(model, device=device, max_tile_pixels=max_tile_pixels, overlap=overlap)
     rep = denoise_path(den, input, out, overwrite=overwrite, reference=reference, csv_path=csv)

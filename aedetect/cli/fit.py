@@ -9,7 +9,7 @@ import typer
 
 from aedetect.cli.app import app, handle_errors
 from aedetect.cli.options import merge, parse_json, parse_sets, parse_size, prune_none
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 
 @app.command()
@@ -46,10 +46,10 @@ def fit(
     noise_level: Annotated[Optional[str], typer.Option(help="Denoise: LEVEL (fixed) or LOW:HIGH (blind), e.g. 5:50 for Gaussian sigma on 0..255.")] = None,
 ) -> None:
     """Train on normal (anomaly) or clean (denoise) images; writes RUN_DIR/model.safetensors."""
-    from aedetect.fit import fit as run_fit
-    from aedetect.fit import resume_config
-    from aedetect.presets import build_config
-    from aedetect.config import apply_overrides
+    from aedetect.core.fit import fit as run_fit
+    from aedetect.core.fit import resume_config
+    from aedetect.core.presets import build_config
+    from aedetect.core.config import apply_overrides
 
     overrides = prune_none({
         "task": task,
@@ -59,8 +59,8 @@ def fit(
                   "weight_decay": weight_decay, "loss": loss, "patience": patience,
                   "val_fraction": val_fraction, "max_images": max_images, "amp": amp},
     })
-    if noise or noise_level:  # the denoise recipe (see aedetect.noise); --set denoise.KEY=... also works
-        from aedetect.noise import parse_level
+    if noise or noise_level:  # the denoise recipe (see aedetect.denoise.noise); --set denoise.KEY=... also works
+        from aedetect.denoise.noise import parse_level
 
         overrides["denoise"] = prune_none({"noise": (noise[0] if len(noise) == 1 else noise) if noise else None,
                                            "level": parse_level(noise_level) if noise_level else None})

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.info import describe
+from aedetect.core.info import describe
 
 
 def summarise_banks(calibration: dict | None) -> dict | None:  # type: ignore[type-arg]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 
 @app.command()
@@ -26,7 +26,7 @@ def inspect(
     data_root: Annotated[Optional[str], typer.Option(help="Where datasets by name live.")] = None,
 ) -> None:
     """Filters, activations, reconstructions, latent interpolation and a latent map, in one folder."""
-    from aedetect.inspection import inspect_model
+    from aedetect.inspect import inspect_model
 
     if steps < 2:
         from aedetect.errors import ConfigError

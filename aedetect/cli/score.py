@@ -10,7 +10,7 @@ import typer
 from aedetect.cli.app import app, handle_errors
 from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
                                   TestNormalClass)
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 METRIC_ROWS = (("image_auroc", "image AUROC"), ("image_ap", "image AP"),
                ("f1_at_threshold", "F1 at threshold"), ("best_f1", "best F1"),
@@ -38,7 +38,7 @@ def score(
     """Score images with a calibrated anomaly model (higher score = more anomalous)."""
     from rich.table import Table
 
-    from aedetect.score import score_data
+    from aedetect.anomaly.score import score_data
 
     rep = score_data(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,

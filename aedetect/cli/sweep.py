@@ -9,7 +9,7 @@ import typer
 
 from aedetect.cli.app import app, handle_errors
 from aedetect.cli.options import merge, parse_sets, prune_none
-from aedetect.progress import console
+from aedetect.util.progress import console
 
 
 @app.command()
@@ -32,8 +32,8 @@ def sweep(
 ) -> None:
     """Train one architecture at several bottleneck sizes; writes OUT/sweep.csv and OUT/sweep.png."""
     from aedetect.errors import ConfigError
-    from aedetect.presets import build_config
-    from aedetect.sweep import latent_points, parse_vary, run_sweep, vary_points
+    from aedetect.core.presets import build_config
+    from aedetect.inspect.sweep import latent_points, parse_vary, run_sweep, vary_points
 
     base = merge(prune_none({"train": {"epochs": epochs, "max_images": max_images, "batch_size": batch_size,
                                        "device": device}}), parse_sets(set_))

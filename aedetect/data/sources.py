@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aedetect.config import DataConfig
+from aedetect.core.config import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
 from aedetect.errors import DataError
-from aedetect.progress import progress_bar
+from aedetect.util.progress import progress_bar
 
 log = logging.getLogger("aedetect")
 

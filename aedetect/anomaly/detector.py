@@ -1,0 +1,228 @@
+"""``AnomalyDetector``: the anomaly head as a scikit-learn-style estimator.
+
+    det = AnomalyDetector(preset="small", epochs=20).fit(good_images)
+    res = det.score(new_images)          # AnomalyResult: scores, normalised, flags, maps
+    det.save("model.safetensors")         # the same model file ``aedetect score`` reads
+
+Score direction, everywhere: **higher = more anomalous**. ``flags`` are ``scores > threshold_``;
+``normalized`` maps ``threshold_`` to 0.5. ``predict`` returns 1 for anomalous and 0 for normal
+(not scikit-learn's outlier convention of -1/+1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from aedetect.core.config import Config
+from aedetect.data.imageset import ImageSet, stack_images
+from aedetect.errors import DataError
+from aedetect.anomaly.head import (AnomalySettings, combine_scores, f1_threshold, normalise, run_model)
+
+
+@dataclass
+class AnomalyResult:
+    """Per-image results; every score points the same way: higher = more anomalous.
+
+    ``maps`` (N, H, W) and ``masks`` (N, H, W, bool: map > pixel threshold) are in the model's
+    image size; ``inputs``/``recon`` (N, C, H, W) in [0, 1] when kept.
+    """
+
+    scores: np.ndarray
+    normalized: np.ndarray
+    flags: np.ndarray
+    maps: np.ndarray
+    masks: np.ndarray
+    threshold: float
+    pixel_threshold: float
+    inputs: np.ndarray | None = None
+    recon: np.ndarray | None = None
+
+
+def as_imageset(images: Any, cfg: Config | None = None) -> ImageSet:
+    """ImageSet, (N, C, H, W) / (N, H, W) uint8 tensor or array, list of HxW(xC) arrays, or a folder."""
+    if isinstance(images, ImageSet):
+        return images
+    if isinstance(images, (str, Path)):
+        from aedetect.data.sources import load_folder
+
+        return load_folder(images, cfg.data if cfg else Config().data)
+    if isinstance(images, list):
+        arrs = [np.asarray(a) if np.asarray(a).ndim == 3 else np.asarray(a)[:, :, None] for a in images]
+        data_cfg = cfg.data if cfg else Config().data
+        t, mx, _ = stack_images(arrs, data_cfg)
+        return ImageSet(images=t, max_value=mx)
+    t = torch.as_tensor(np.asarray(images) if not isinstance(images, Tensor) else images)
+    if t.ndim == 3:
+        t = t[:, None]
+    if t.ndim != 4:
+        raise DataError(f"expected images of shape (N, C, H, W) or (N, H, W), got {tuple(t.shape)}")
+    if t.is_floating_point():
+        raise DataError("pass integer images (uint8 0..255 or uint16); float inputs are ambiguous in range")
+    max_value = 255.0 if t.dtype == torch.uint8 else 65535.0
+    return ImageSet(images=t if t.dtype == torch.uint8 else t.to(torch.int32), max_value=max_value)
+
+
+class AnomalyDetector:
+    """Train a convolutional autoencoder on normal images and flag images that it reconstructs badly.
+
+    ``__init__`` only stores settings (scikit-learn style). ``preset``/``overrides`` build the
+    :class:`~aedetect.core.config.Config`; ``anomaly`` is ``Config.anomaly`` (map, score, target_fpr,
+    ...; see :mod:`aedetect.anomaly.head`). After ``fit``: ``model_``, ``config_``,
+    ``calibration_``, ``threshold_`` and ``pixel_threshold_``. ``out``: a new folder for the
+    training files (metrics.csv, loss curve, checkpoint); None writes nothing.
+    """
+
+    def __init__(self, preset: str = "small", epochs: int = 20, size: tuple[int, int] | None = None,
+                 channels: int | None = None, anomaly: dict[str, Any] | None = None,
+                 overrides: dict[str, Any] | None = None, seed: int = 0, device: str = "auto",
+                 out: str | Path | None = None) -> None:
+        self.preset = preset
+        self.epochs = epochs
+        self.size = size
+        self.channels = channels
+        self.anomaly = anomaly
+        self.overrides = overrides
+        self.seed = seed
+        self.device = device
+        self.out = out
+
+    def _config(self) -> Config:
+        from aedetect.core.config import apply_overrides
+        from aedetect.core.presets import build_config
+
+        cfg = build_config(self.preset, overrides={"train": {"epochs": self.epochs, "seed": self.seed,
+                                                             "device": self.device, "grid_every": 0}})
+        extra: dict[str, Any] = {"anomaly": dict(self.anomaly or {})}
+        if self.size is not None:
+            extra["data"] = {"size": list(self.size)}
+        if self.channels is not None:
+            extra.setdefault("data", {})["channels"] = self.channels
+        apply_overrides(cfg, extra)
+        if self.overrides:
+            apply_overrides(cfg, self.overrides)
+        AnomalySettings.from_config(cfg)
+        return cfg.validate()
+
+    def fit(self, images: Any, validation: Any = None) -> "AnomalyDetector":
+        """Train on normal ``images`` and calibrate on a held-out part of them.
+
+        With a labelled ``validation`` ImageSet (labels 0/1), the threshold is the F1-optimal one
+        on it instead of the target-FPR one.
+        """
+        from aedetect.core.fit import prepare_data
+        from aedetect.core.cae import ConvAutoencoder
+        from aedetect.anomaly.head import AnomalyHead
+        from aedetect.core.train import Trainer
+
+        cfg = self._config()
+        data = prepare_data(as_imageset(images, cfg), cfg)
+        # The same three-way split as `aedetect fit`; no run folder unless ``out`` is given.
+        train, val = data.split(cfg.train.val_fraction, cfg.train.seed)
+        head = AnomalyHead()
+        train, calib = head.calibration_split(train, val, cfg)
+        trainer = Trainer(ConvAutoencoder(cfg.model), cfg, run_dir=self.out)
+        result = trainer.fit(train, val)
+        self.model_ = result.model.eval()
+        self.config_ = cfg
+        self.device = str(trainer.device)  # 'auto' resolved: scoring runs where training ran
+        self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device, train=train)
+        self.history_ = result.history
+        if validation is not None:
+            val = as_imageset(validation, self.config_)
+            if val.labels is None:
+                raise DataError("validation: needs labels (0 normal, 1 anomalous) for F1 calibration")
+            self.calibration_ = f1_threshold(self.calibration_, val.labels.numpy(),
+                                             self.score(val, keep_images=False).scores)
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "AnomalyDetector":
+        """A fitted detector from a model file written by ``fit``/``aedetect fit``;
+        ``device`` may be 'auto' (cuda, then mps, then cpu)."""
+        from aedetect.core.modelfile import load_model
+        from aedetect.core.train import resolve_device
+
+        dev = str(resolve_device(device))
+        mf = load_model(path, device=dev)
+        if mf.config.task != "anomaly" or "threshold" not in mf.calibration:
+            raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
+        det = cls(device=dev)
+        det.model_, det.config_, det.calibration_ = mf.model, mf.config, mf.calibration
+        det.metadata_ = mf.metadata  # the file's whole record (aedetect calibrate copies it on)
+        return det
+
+    def save(self, path: str | Path) -> Path:
+        from aedetect.core.modelfile import save_model
+
+        self._check_fitted()
+        return save_model(path, self.model_, self.config_, calibration=self.calibration_)
+
+    @property
+    def threshold_(self) -> float:
+        self._check_fitted()
+        return float(self.calibration_["threshold"])
+
+    @property
+    def pixel_threshold_(self) -> float:
+        self._check_fitted()
+        return float(self.calibration_["pixel_threshold"])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("AnomalyDetector is not fitted yet; call fit() or AnomalyDetector.load()")
+
+    def score(self, images: Any, keep_images: bool = True, batch_size: int = 64,
+              on_batch: Any = None) -> AnomalyResult:
+        """Score images: higher = more anomalous; flags = score > threshold_."""
+        self._check_fitted()
+        data = as_imageset(images, self.config_)
+        if data.images.shape[1] != self.config_.data.channels:
+            raise DataError(f"images have {data.images.shape[1]} channels, the model takes "
+                            f"{self.config_.data.channels}; load them through aedetect.data (it converts)")
+        s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
+        raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
+                        batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
+                        bank=self._bank("feature_bank", self.device) if s.map == "features" else None,
+                        segmenter=self._bank("segmenter", self.device) if s.map == "learned" else None)
+        scores = combine_scores(raw, self.calibration_, s,
+                                bank=self._bank("latent_bank", "cpu") if s.latent == "knn" else None)
+        scores = scores.numpy().astype(np.float64)
+        maps = raw.maps[:, 0].numpy()
+        return AnomalyResult(
+            scores=scores, normalized=normalise(scores, self.calibration_), flags=scores > self.threshold_,
+            maps=maps, masks=maps > self.pixel_threshold_, threshold=self.threshold_,
+            pixel_threshold=self.pixel_threshold_,
+            inputs=raw.inputs.numpy() if keep_images else None, recon=raw.recon.numpy() if keep_images else None)
+
+    def _bank(self, key: str, device: "torch.device | str") -> Any:
+        """A fitted part of the calibration record (``feature_bank`` of ``map = features``,
+        ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map = learned``),
+        decoded once per detector, not per batch."""
+        from aedetect.anomaly.head import decode_bank
+        from aedetect.anomaly.learned import decode_segmenter
+
+        cache = getattr(self, "_bank_cache", None)
+        if cache is None or cache[0] is not self.calibration_:
+            cache = (self.calibration_, {})
+            self._bank_cache = cache
+        if key not in cache[1]:
+            if key not in self.calibration_:
+                need = {"feature_bank": "map 'features'", "latent_bank": "latent 'knn'"}.get(key, "map 'learned'")
+                raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({need} needs one)")
+            d = self.calibration_[key]
+            cache[1][key] = decode_segmenter(d, device) if key == "segmenter" else decode_bank(d).to(device)
+        return cache[1][key]
+
+    def anomaly_score(self, images: Any) -> np.ndarray:
+        """Image scores only (higher = more anomalous)."""
+        return self.score(images, keep_images=False).scores
+
+    def predict(self, images: Any) -> np.ndarray:
+        """1 = anomalous (score > threshold_), 0 = normal."""
+        return self.score(images, keep_images=False).flags.astype(np.int64)

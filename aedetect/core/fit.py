@@ -1,0 +1,119 @@
+"""``aedetect fit`` as a library call: data -> split -> train -> calibrate -> model file."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aedetect.core.modelfile import load_training_state, save_model
+from aedetect.core.config import Config
+from aedetect.data.imageset import ImageSet
+from aedetect.errors import AedetectError, DataError
+from aedetect.core.fastmath import flush_denormals
+from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
+from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.heads import get_head
+from aedetect.core.train import FitResult, Trainer, is_main_process
+
+log = logging.getLogger("aedetect")
+
+
+@dataclass
+class FitOutput:
+    """Paths a fit run wrote, and the training result."""
+
+    run_dir: Path
+    model_path: Path
+    result: FitResult
+    data: ImageSet
+
+
+def resume_config(run_dir: str | Path) -> Config:
+    """The config an interrupted run was started with (from its checkpoint)."""
+    ckpt = Path(run_dir) / "checkpoint.safetensors"
+    if not ckpt.is_file():
+        raise AedetectError(f"{run_dir}: no checkpoint.safetensors to resume from")
+    return Config.from_dict(load_training_state(ckpt).info["config"]).validate()
+
+
+def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
+    """Record the size the images were brought to, so scoring resizes the same way."""
+    if cfg.train.max_images and len(images) > cfg.train.max_images:
+        images = images.subset(list(range(cfg.train.max_images)))
+    if len(images) < 2:
+        raise DataError(f"need at least 2 usable images to train (got {len(images)})")
+    if cfg.data.size is None:
+        cfg.data.size = tuple(images.shape[-2:])  # type: ignore[assignment]
+        cfg.validate()
+    return images
+
+
+def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, normal_class: int | None = None,
+        data_root: str | None = None, resume: str | Path | None = None,
+        tensorboard: str | Path | None = None, run_name: str | None = None,
+        model_name: str | None = None) -> FitOutput:
+    """Train ``cfg.task`` on ``data`` (a folder, a dataset name or an ImageSet) and write the run.
+
+    Writes RUN_DIR/model.safetensors (best epoch), last.safetensors, checkpoint.safetensors
+    (for --resume), metrics.csv, loss_curve.png, recon_epochNNN.png, summary.json and
+    metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
+    to ROOT/<model_name>/<run_name>/ (see aedetect.core.tensorboard).
+    """
+    if resume is None:
+        check_new_dir(out)  # refuse a used --out before spending time on loading
+    with flush_denormals():  # training, calibration and test metrics: see aedetect.core.fastmath
+        return _fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
+                    tensorboard=tensorboard, run_name=run_name, model_name=model_name)
+
+
+def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_class: int | None,
+         data_root: str | None, resume: str | Path | None, tensorboard: str | Path | None,
+         run_name: str | None, model_name: str | None) -> FitOutput:
+    head = get_head(cfg.task)
+    images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
+    run_dir = Path(resume) if resume is not None else new_run_dir(out)
+    train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
+    # A head may hold out its own calibration images (unseen by training and early stopping).
+    train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
+    model = ConvAutoencoder(cfg.model)
+    corrupt = head.corruption(cfg)
+    tb = None
+    if tensorboard is not None:
+        from aedetect.core.tensorboard import TensorBoardLogger
+
+        tb = TensorBoardLogger.for_run(tensorboard, cfg, val_set, run_dir, run_name=run_name,
+                                       model_name=model_name, corrupt=corrupt)
+    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
+    if resume is not None:
+        trainer.load_state(run_dir / "checkpoint.safetensors")
+        log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
+    result = trainer.fit(train_set, val_set)
+    if tb is not None:
+        tb.finish(result.model, result.best_epoch)
+    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
+    source = data if isinstance(data, str) else "ImageSet"
+    training: dict[str, Any] = {
+        **result.summary(), "data": source, "normal_class": normal_class,
+        "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
+        "calib_images": len(calib_set) if calib_set is not val_set else 0,
+        "skipped_files": len(images.skipped),
+    }
+    model_path = run_dir / "model.safetensors"
+    if is_main_process():
+        save_model(model_path, result.model, cfg, training=training, calibration=calibration)
+        last = ConvAutoencoder(cfg.model)
+        last.load_state_dict(result.extra["last_state"])
+        save_model(run_dir / "last.safetensors", last, cfg, training={**training, "epoch": len(result.history)},
+                   calibration=calibration)
+        write_text_atomic(run_dir / "summary.json", json.dumps(
+            {"training": training, "calibration": calibration,
+             "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
+        from aedetect.core.runmetrics import write_run_metrics
+
+        write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,
+                          best_val_loss=result.best_val_loss, corrupt=trainer.corrupt, normal_class=normal_class,
+                          data_root=data_root, custom_data=head.builds_own_data)
+    return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)

@@ -1,0 +1,303 @@
+"""The one training loop every task head uses.
+
+Batches are sliced from the decoded-once integer cache and scaled on the device: no
+DataLoader workers, no PIL, no per-sample transforms. On CUDA it uses mixed precision
+(bf16 where supported, else fp16 with a GradScaler) and channels_last; on the CPU,
+channels_last and denormals flushed on every thread (aedetect.core.fastmath). Validation loss every
+epoch; the best epoch is restored at the end; early stopping with patience; a checkpoint
+each epoch so ``--resume`` continues an interrupted run. Only rank 0 writes files, so a
+torchrun / DDP launch can slot in later.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aedetect.core.modelfile import TrainingState, load_training_state, save_training_state
+from aedetect.core.config import Config
+from aedetect.data.imageset import ImageSet, float_to_unit
+from aedetect.core.fastmath import flush_denormals, preferred_memory_format
+from aedetect.util.fsutil import write_text_atomic
+from aedetect.core.losses import make_loss
+from aedetect.util.progress import progress_bar
+
+log = logging.getLogger("aedetect")
+
+Corrupt = Callable[[Tensor, torch.Generator], Tensor]
+EpochCallback = Callable[[int, dict[str, Any], nn.Module], None]
+# (global step, training loss of that step): per-step logging such as TensorBoard scalars.
+StepCallback = Callable[[int, float], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from aedetect.errors import ConfigError
+
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or a single process) is the only writer of run files."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class FitResult:
+    """What a finished (or early-stopped) training run produced."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    images_per_s: float
+    device: str
+    run_dir: Path | None = None
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"epochs_run": len(self.history), "best_epoch": self.best_epoch,
+                "best_val_loss": self.best_val_loss, "train_seconds": round(self.seconds, 2),
+                "images_per_s": round(self.images_per_s, 1), "device": self.device,
+                "stopped_early": self.stopped_early}
+
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """Optimizer by name; weight decay on all weights or, as the single-layer tutorial does,
+    on the encoder only (an L2 penalty on the code-producing half)."""
+    t = cfg.train
+    args: dict[str, Any] = {"lr": t.lr, **t.optimizer_args}
+    wd = args.pop("weight_decay", t.weight_decay)
+    if t.weight_decay_scope == "encoder" and hasattr(model, "encoder_modules"):
+        enc = {id(p) for m in model.encoder_modules() for p in m.parameters()}  # type: ignore[operator]
+        groups = [
+            {"params": [p for p in model.parameters() if id(p) in enc], "weight_decay": wd},
+            {"params": [p for p in model.parameters() if id(p) not in enc], "weight_decay": 0.0},
+        ]
+    else:
+        groups = [{"params": list(model.parameters()), "weight_decay": wd}]
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+           "rmsprop": torch.optim.RMSprop}[t.optimizer]
+    try:
+        return cls(groups, **args)
+    except TypeError as e:
+        from aedetect.errors import ConfigError
+
+        raise ConfigError(f"train.optimizer_args: {e}") from None
+
+
+class Trainer:
+    """Runs epochs over an :class:`ImageSet`; ``corrupt`` turns clean inputs into noisy ones
+    (the denoise head), otherwise the model reconstructs its input (the anomaly head)."""
+
+    def __init__(self, model: nn.Module, cfg: Config, run_dir: str | Path | None = None,
+                 corrupt: Corrupt | None = None, on_epoch: EpochCallback | None = None,
+                 on_step: StepCallback | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.train.device)
+        self.model = model.to(self.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.corrupt = corrupt
+        self.on_epoch = on_epoch
+        self.on_step = on_step
+        self.loss_fn = make_loss(cfg.train.loss, cfg.data.scaling)
+        cuda = self.device.type == "cuda"
+        self.amp_dtype: torch.dtype | None = None
+        if cuda and cfg.train.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.memory_format = preferred_memory_format(cfg.model.arch, self.device, cfg.train.channels_last)
+        self.model.to(memory_format=self.memory_format)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 1
+        self.best_val = math.inf
+        self.best_epoch = 0
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.generator = seed_everything(cfg.train.seed)
+
+    # ---- batches ------------------------------------------------------------------------
+    def _batch(self, data: ImageSet, idx: Tensor) -> tuple[Tensor, Tensor]:
+        x = data.images[idx].to(self.device, non_blocking=True)
+        target = data.to_float(x, self.cfg.data.scaling).contiguous(memory_format=self.memory_format)
+        inp = self.corrupt(target, self.generator) if self.corrupt is not None else target
+        return inp, target
+
+    def _forward(self, inp: Tensor) -> Tensor:
+        if self.amp_dtype is not None:
+            with torch.autocast("cuda", dtype=self.amp_dtype):
+                return self.model(inp)
+        return self.model(inp)
+
+    @torch.no_grad()
+    def evaluate(self, data: ImageSet) -> float:
+        """Mean loss over a set, in eval mode, with a fixed corruption seed."""
+        self.model.eval()
+        saved = self.generator.get_state()
+        self.generator.manual_seed(self.cfg.train.seed + 1)
+        total, n = 0.0, 0
+        bs = self.cfg.train.batch_size * 2
+        for s in range(0, len(data), bs):
+            idx = torch.arange(s, min(s + bs, len(data)))
+            inp, target = self._batch(data, idx)
+            total += float(self.loss_fn(self._forward(inp), target)) * len(idx)
+            n += len(idx)
+        self.generator.set_state(saved)
+        return total / max(n, 1)
+
+    # ---- resume -------------------------------------------------------------------------
+    def load_state(self, path: str | Path) -> None:
+        st = load_training_state(path)
+        self.model.load_state_dict(st.model_state)
+        self.optimizer.load_state_dict(st.optimizer_state)
+        self.best_state = st.best_state
+        self.history = st.info.get("history", [])
+        self.best_val = st.info.get("best_val", math.inf)
+        self.best_epoch = st.info.get("best_epoch", 0)
+        self.start_epoch = st.info.get("epoch", 0) + 1
+        self.generator.manual_seed(self.cfg.train.seed + self.start_epoch)
+
+    def _save_state(self, epoch: int) -> None:
+        if self.run_dir is None or not is_main_process():
+            return
+        save_training_state(self.run_dir / "checkpoint.safetensors", TrainingState(
+            model_state=self.model.state_dict(), best_state=self.best_state,
+            optimizer_state=self.optimizer.state_dict(),
+            info={"epoch": epoch, "history": self.history, "best_val": self.best_val,
+                  "best_epoch": self.best_epoch, "config": self.cfg.to_dict()}))
+
+    # ---- the loop -----------------------------------------------------------------------
+    def fit(self, train: ImageSet, val: ImageSet) -> FitResult:
+        """Train for the configured epochs (from ``start_epoch`` after a resume)."""
+        with flush_denormals():
+            return self._fit(train, val)
+
+    def _fit(self, train: ImageSet, val: ImageSet) -> FitResult:
+        t = self.cfg.train
+        n = len(train)
+        steps = max(1, math.ceil(n / t.batch_size))
+        patience_left = t.patience
+        t0 = time.perf_counter()
+        images_seen = 0
+        stopped = False
+        for epoch in range(self.start_epoch, t.epochs + 1):
+            self.model.train()
+            perm = torch.randperm(n, generator=self.generator)
+            e0 = time.perf_counter()
+            # The running loss stays on the device: reading it back every step would make the
+            # GPU wait for the CPU each step. It is read (and checked) every 10 steps.
+            running = torch.zeros((), device=self.device)
+            with progress_bar(f"epoch {epoch}/{t.epochs}", total=steps) as bar:
+                for s in range(steps):
+                    idx = perm[s * t.batch_size:(s + 1) * t.batch_size]
+                    inp, target = self._batch(train, idx)
+                    out = self._forward(inp)
+                    loss = self.loss_fn(out, target)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    running += loss.detach() * len(idx)
+                    images_seen += len(idx)
+                    bar.advance()
+                    if self.on_step is not None:
+                        self.on_step((epoch - 1) * steps + s + 1, float(loss.detach()))
+                    if s % 10 == 0 or s == steps - 1:
+                        value = float(loss.detach())
+                        if not math.isfinite(value):
+                            raise FloatingPointError(f"loss became {value} at epoch {epoch}; "
+                                                     "lower the learning rate (--lr)")
+                        rate = (s * t.batch_size + len(idx)) / max(time.perf_counter() - e0, 1e-9)
+                        bar.update(info=f"loss {value:.5f}  {rate:,.0f} img/s")
+            train_seconds = time.perf_counter() - e0
+            val_loss = self.evaluate(val)
+            improved = val_loss < self.best_val
+            if improved:
+                self.best_val, self.best_epoch = val_loss, epoch
+                self.best_state = copy.deepcopy(self.model.state_dict())
+                patience_left = t.patience
+            else:
+                patience_left -= 1
+            row = {"epoch": epoch, "train_loss": float(running) / n, "val_loss": val_loss,
+                   "best": int(improved), "seconds": round(train_seconds, 3),
+                   "images_per_s": round(n / max(train_seconds, 1e-9), 1),
+                   "lr": self.optimizer.param_groups[0]["lr"]}
+            self.history.append(row)
+            log.info("epoch %d: train %.5f val %.5f%s", epoch, row["train_loss"], val_loss,
+                     " (best)" if improved else "")
+            self._write_epoch_files(epoch, val)
+            self._save_state(epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, row, self.model)
+            if patience_left <= 0:
+                log.info("early stop: no improvement for %d epochs", t.patience)
+                stopped = True
+                break
+        seconds = time.perf_counter() - t0
+        last_state = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return FitResult(model=self.model, history=self.history, best_epoch=self.best_epoch,
+                         best_val_loss=self.best_val, seconds=seconds,
+                         images_per_s=images_seen / max(seconds, 1e-9), device=str(self.device),
+                         run_dir=self.run_dir, stopped_early=stopped,
+                         extra={"last_state": last_state})
+
+    # ---- run files ----------------------------------------------------------------------
+    def _write_epoch_files(self, epoch: int, val: ImageSet) -> None:
+        if self.run_dir is None or not is_main_process():
+            return
+        write_metrics_csv(self.run_dir / "metrics.csv", self.history)
+        from aedetect.core.plots import save_loss_curve, save_recon_grid
+
+        save_loss_curve(self.history, self.run_dir / "loss_curve.png")
+        every = self.cfg.train.grid_every
+        if every and (epoch % every == 0 or epoch == self.cfg.train.epochs):
+            with torch.no_grad():
+                self.model.eval()
+                idx = torch.arange(min(8, len(val)))
+                inp, target = self._batch(val, idx)
+                out = self._forward(inp).float()
+            rows = [inp, out] if self.corrupt is None else [inp, out, target]
+            save_recon_grid([float_to_unit(r.float().cpu(), self.cfg.data.scaling) for r in rows],
+                            self.run_dir / f"recon_epoch{epoch:03d}.png")
+
+
+def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0].keys()))
+    w.writeheader()
+    w.writerows(history)
+    write_text_atomic(path, buf.getvalue())
+

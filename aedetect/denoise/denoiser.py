@@ -1,0 +1,157 @@
+"""The denoiser as a Python object: ``Denoiser(...).fit(images)`` and ``.denoise(image_or_batch)``.
+
+Images keep what they came with: an 8-bit image comes back 8-bit, 16-bit stays 16-bit, a float
+image stays float, the shape is unchanged, and an alpha channel passes through untouched.
+
+Channel rule (also used by ``aedetect denoise``):
+  * grayscale model, RGB image: each colour channel is denoised as a grayscale image (the noise
+    of most sensors is roughly independent per channel, which is what the gray model learned);
+  * RGB model, grayscale image: refused with one line. Repeating the plane would give the RGB
+    model perfectly correlated "colour" noise it never saw; train a grayscale model instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from aedetect.core.config import Config
+from aedetect.data.imageset import ImageSet
+from aedetect.errors import DataError, ModelFileError
+from aedetect.denoise.tiling import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP, run_tiled
+
+ImageLike = np.ndarray | Tensor
+
+
+class Denoiser:
+    """A trained (or to-be-trained) denoising CAE plus the tiling settings for inference.
+
+    ``noise``/``level`` set the noise recipe (see aedetect.denoise.noise), e.g. ``noise="gaussian",
+    level=(5, 50)`` for a model blind to sigma 5..50 on the 0..255 scale.
+    """
+
+    def __init__(self, preset: str = "denoise-unet", *, channels: int | None = None, noise: str | list[str] | None = None,
+                 level: float | tuple[float, float] | dict[str, Any] | None = None, epochs: int | None = None,
+                 recipe: str | Path | None = None, overrides: dict[str, Any] | None = None, device: str = "auto",
+                 max_tile_pixels: int = DEFAULT_MAX_PIXELS, overlap: int = DEFAULT_OVERLAP) -> None:
+        from aedetect.core.presets import build_config
+
+        ov: dict[str, Any] = {"task": "denoise", "train": {"device": device}}
+        if channels is not None:
+            ov["data"] = {"channels": channels}
+        if epochs is not None:
+            ov["train"]["epochs"] = epochs
+        if noise is not None or level is not None:
+            ov["denoise"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in
+                             (("noise", noise), ("level", level)) if v is not None}
+        for k, v in (overrides or {}).items():  # explicit overrides win, one level deep
+            ov[k] = {**ov[k], **v} if isinstance(v, dict) and isinstance(ov.get(k), dict) else v
+        self.config: Config = build_config(preset, recipe, ov)
+        self.max_tile_pixels = max_tile_pixels
+        self.overlap = overlap
+        self.model: torch.nn.Module | None = None
+        self.model_path: Path | None = None
+
+    # ---- training / loading -------------------------------------------------------------
+    def fit(self, images: str | Path | ImageSet | list[np.ndarray] | np.ndarray, out: str | Path | None = None) -> "Denoiser":
+        """Train on clean images (a folder, an ImageSet, or arrays of any sizes); writes a run folder."""
+        from aedetect.core.fit import fit
+
+        data: Any = images
+        if isinstance(images, Path):
+            data = str(images)
+        elif isinstance(images, np.ndarray):
+            data = [images] if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] <= 4) else list(images)
+        if isinstance(data, list):
+            data = [a[:, :, None] if a.ndim == 2 else a for a in data]
+        output = fit(data, self.config, out)
+        self.model = output.result.model.eval()
+        self.model_path = output.model_path
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", max_tile_pixels: int = DEFAULT_MAX_PIXELS,
+             overlap: int = DEFAULT_OVERLAP) -> "Denoiser":
+        """A denoiser from a model file written by ``aedetect fit --task denoise``."""
+        from aedetect.core.modelfile import load_model
+        from aedetect.core.train import resolve_device
+
+        mf = load_model(path, device=resolve_device(device))
+        if mf.config.task != "denoise":
+            raise ModelFileError(f"{path}: a {mf.config.task} model; `denoise` needs a model trained with --task denoise")
+        self = cls.__new__(cls)
+        self.config, self.model, self.model_path = mf.config, mf.model.eval(), Path(path)
+        self.max_tile_pixels, self.overlap = max_tile_pixels, overlap
+        return self
+
+    @property
+    def channels(self) -> int:
+        return self.config.data.channels
+
+    # ---- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def denoise_tensor(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) float in [0, 1] (C = the model's channels) -> the same, denoised."""
+        if self.model is None:
+            raise DataError("this Denoiser has no model yet: call .fit(images) or Denoiser.load(path)")
+        p = next(self.model.parameters())
+        symmetric = self.config.data.scaling == "symmetric"
+        y = x.to(p.device, torch.float32)
+        y = y * 2 - 1 if symmetric else y
+        stride = self.config.model.total_stride
+        budget = max(1, self.max_tile_pixels // max(1, y.shape[0]))
+        y = run_tiled(self.model, y, max_pixels=budget, overlap=self.overlap, multiple=stride)
+        y = (y + 1) / 2 if symmetric else y
+        return y.to(x.device)
+
+    def denoise_array(self, arr: np.ndarray) -> np.ndarray:
+        """One (H, W) or (H, W, C) image, C in 1..4, uint8/uint16/float -> same shape and dtype."""
+        a = arr[:, :, None] if arr.ndim == 2 else arr
+        if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+            raise DataError(f"expected an (H, W) or (H, W, C<=4) image, got shape {arr.shape}")
+        c = a.shape[2]
+        color, alpha = (a[:, :, :c - 1], a[:, :, c - 1:]) if c in (2, 4) else (a, None)
+        if color.shape[2] == 1 and self.channels == 3:
+            raise DataError("an RGB denoiser cannot denoise a grayscale image; use a grayscale model")
+        if np.issubdtype(color.dtype, np.integer):
+            maxv = float(np.iinfo(color.dtype).max)
+        else:
+            maxv = 1.0
+        x = torch.from_numpy(np.ascontiguousarray(color, dtype=np.float32) / maxv).permute(2, 0, 1)[None]
+        if self.channels == 1 and x.shape[1] > 1:
+            x = x.transpose(0, 1)  # gray model on colour: each channel as its own gray image
+            y = self.denoise_tensor(x).transpose(0, 1)
+        else:
+            y = self.denoise_tensor(x)
+        out = y[0].permute(1, 2, 0).cpu().numpy()
+        if maxv > 1:
+            out = np.clip(np.rint(out * maxv), 0, maxv).astype(color.dtype)
+        else:
+            out = out.astype(color.dtype, copy=False)
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=2)
+        return out.reshape(arr.shape)
+
+    def denoise(self, image_or_batch: ImageLike | list[np.ndarray]) -> Any:
+        """Denoise one image or a batch and return the same kind of thing.
+
+        numpy: (H, W) or (H, W, C<=4) is one image; (N, H, W) / (N, H, W, C) a batch.
+        torch: (C, H, W) or (N, C, H, W) float in [0, 1]. A list: each element on its own.
+        """
+        x = image_or_batch
+        if isinstance(x, list):
+            return [self.denoise(a) for a in x]
+        if isinstance(x, Tensor):
+            batch = x[None] if x.ndim == 3 else x
+            y = self.denoise_tensor(batch).to(x.dtype)
+            return y[0] if x.ndim == 3 else y
+        x = np.asarray(x)
+        if x.ndim == 2 or (x.ndim == 3 and x.shape[2] <= 4):
+            return self.denoise_array(x)
+        if x.ndim in (3, 4):
+            return np.stack([self.denoise_array(a) for a in x])
+        raise DataError(f"cannot denoise an array of shape {x.shape}")
