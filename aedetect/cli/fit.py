@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.cli.options import merge, parse_json, parse_sets, parse_size, prune_none
+from aedetect.core.config import deep_merge
+from aedetect.cli.options import parse_json, parse_sets, parse_size, prune_none
 from aedetect.util.progress import console
 
 
@@ -64,7 +65,7 @@ def fit(
 
         overrides["denoise"] = prune_none({"noise": (noise[0] if len(noise) == 1 else noise) if noise else None,
                                            "level": parse_level(noise_level) if noise_level else None})
-    overrides = merge(overrides, parse_sets(set_))
+    overrides = deep_merge(overrides, parse_sets(set_))
     if resume is not None:
         cfg = resume_config(resume)
         apply_overrides(cfg, {"train": overrides.get("train", {})})

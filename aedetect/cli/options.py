@@ -54,16 +54,6 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``extra`` into ``base`` (extra wins)."""
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            merge(base[k], v)
-        else:
-            base[k] = v
-    return base
-
-
 def prune_none(d: dict[str, Any]) -> dict[str, Any]:
     """Drop options the user did not give, so they do not override the preset/recipe."""
     out: dict[str, Any] = {}

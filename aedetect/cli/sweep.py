@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.cli.options import merge, parse_sets, prune_none
+from aedetect.core.config import deep_merge
+from aedetect.cli.options import parse_sets, prune_none
 from aedetect.util.progress import console
 
 
@@ -35,7 +36,7 @@ def sweep(
     from aedetect.core.presets import build_config
     from aedetect.inspect.sweep import latent_points, parse_vary, run_sweep, vary_points
 
-    base = merge(prune_none({"train": {"epochs": epochs, "max_images": max_images, "batch_size": batch_size,
+    base = deep_merge(prune_none({"train": {"epochs": epochs, "max_images": max_images, "batch_size": batch_size,
                                        "device": device}}), parse_sets(set_))
     if (latent is None) == (vary is None):
         raise ConfigError("sweep: give exactly one of --latent or --vary")

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from aedetect.data.settings import RESIZE_POLICIES, SCALINGS, DataConfig
+from aedetect.core.heads import get_head
 from aedetect.errors import ConfigError
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "deep_merge",
+           "load_recipe", "validate"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "none")
 OUTPUT_ACTIVATIONS = ("auto", "sigmoid", "tanh", "relu", "none")
@@ -29,12 +34,9 @@ NORMS = ("none", "batch", "instance", "group")
 BOTTLENECKS = ("conv", "dense")
 ARCHS = ("conv", "mlp")
 DECODER_ORDERS = ("up_conv", "conv_up")
-SCALINGS = ("unit", "symmetric")
-RESIZE_POLICIES = ("resize", "center_crop", "pad_crop", "none")
 LOSSES = ("mse", "l1", "bce", "ssim", "l1+ssim", "mse+ssim")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-TASKS = ("anomaly", "denoise")
 WD_SCOPES = ("all", "encoder")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -52,7 +54,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": OPTIMIZERS,
     "train.device": DEVICES,
     "train.weight_decay_scope": WD_SCOPES,
-    "task": TASKS,
 }
 
 
@@ -104,16 +105,6 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
-    """How images become tensors: channel count, size policy and value scaling."""
-
-    channels: int = 1
-    size: tuple[int, int] | None = None
-    resize: str = "resize"
-    scaling: str = "unit"
-
-
-@dataclass
 class TrainConfig:
     """Settings of the one training loop shared by every task head."""
 
@@ -158,10 +149,9 @@ class Config:
     def validate(self) -> "Config":
         """Fill the derived fields, then check everything; returns self for chaining."""
         resolve(self)
+        head = get_head(self.task)  # the task first: an unknown one is the first error
         validate(self)
-        from aedetect.core.heads import get_head  # heads import config: import late
-
-        get_head(self.task).validate(self)
+        head.validate(self)
         return self
 
 
@@ -227,6 +217,16 @@ def apply_overrides(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(obj, k, _coerce(key, v, hints[k]))
 
 
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``extra`` into ``base`` (extra wins): preset -> recipe -> CLI overrides."""
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
 def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a recipe TOML file into a nested dict (``preset`` key allowed at top level)."""
     p = Path(path)
@@ -253,7 +253,6 @@ def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
 def validate(cfg: Config) -> None:
     """Check every enumerated value, range and cross-field constraint of a config."""
     m, d, t = cfg.model, cfg.data, cfg.train
-    _check_choice("task", cfg.task)
     for name in ("activation", "output_activation", "down", "up", "norm", "bottleneck", "arch",
                  "decoder_order"):
         _check_choice(f"model.{name}", getattr(m, name))

@@ -1,15 +1,28 @@
-"""The task-head interface and its registry."""
+"""The task-head interface, the defaults every head starts from, and the registry.
+
+The core never imports a head. A head is a class named in the ``aedetect.heads`` entry-point
+group of an installed distribution (aedetect's own two are declared in pyproject.toml), or
+one registered in-process with :func:`register_head`; :func:`get_head` imports it on first
+use. So the config can validate ``cfg.anomaly`` / ``cfg.denoise`` through the head without
+the core knowing either head, and a third-party head plugs in the same way.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-from torch import nn
+from aedetect.errors import ConfigError
 
-from aedetect.core.config import Config
-from aedetect.data.imageset import ImageSet
-from aedetect.core.train import Corrupt
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from aedetect.core.config import Config
+    from aedetect.core.train import Corrupt
+    from aedetect.data.imageset import ImageSet
+
+ENTRY_POINT_GROUP = "aedetect.heads"
 
 
 class TaskHead(Protocol):
@@ -49,10 +62,11 @@ class BaseHead:
 
     def training_data(self, data: str | ImageSet, cfg: Config, normal_class: int | None = None,
                       data_root: str | None = None) -> ImageSet:
-        if isinstance(data, ImageSet):
-            return data
+        from aedetect.data.imageset import ImageSet  # lazy: the config imports this registry
         from aedetect.data.sources import load_training_data
 
+        if isinstance(data, ImageSet):
+            return data
         return load_training_data(data, cfg.data, normal_class=normal_class, data_root=data_root)
 
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
@@ -66,16 +80,33 @@ class BaseHead:
         return {}
 
 
+_registered: dict[str, type] = {}
+
+
+def register_head(name: str, cls: type) -> None:
+    """Make ``cls`` the head for ``Config.task == name`` in this process (before entry points)."""
+    _registered[name] = cls
+
+
+def _installed() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def head_names() -> list[str]:
+    """Every task name a config may use: registered in-process or installed."""
+    return sorted(set(_registered) | set(_installed()))
+
+
 def get_head(task: str) -> TaskHead:
-    """The head for ``cfg.task``; heads register lazily so importing one does not import all."""
-    if task == "anomaly":
-        from aedetect.anomaly.head import AnomalyHead
-
-        return AnomalyHead()
-    if task == "denoise":
-        from aedetect.denoise.head import DenoiseHead
-
-        return DenoiseHead()
-    from aedetect.errors import ConfigError
-
-    raise ConfigError(f"task: {task!r} is not one of anomaly, denoise")
+    """A new head for ``cfg.task``; importing it on first use, so one head never imports another."""
+    cls = _registered.get(task)
+    if cls is None:
+        ep = _installed().get(task)
+        if ep is None:
+            names = head_names()
+            if not names:
+                raise ConfigError(f"task: {task!r}: no task heads are installed (entry-point group "
+                                  f"{ENTRY_POINT_GROUP!r}); install aedetect with pip so its metadata exists")
+            raise ConfigError(f"task: {task!r} is not one of {', '.join(names)}")
+        cls = _registered[task] = ep.load()
+    return cls()  # type: ignore[no-any-return]

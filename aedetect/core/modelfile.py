@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import aedetect
+from aedetect.version import __version__
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError, ModelFileError
 from aedetect.core.fastmath import preferred_memory_format
@@ -110,7 +110,7 @@ def save_model(path: str | Path, model: nn.Module, config: Config, *, training: 
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "aedetect_version": aedetect.__version__,
+        "aedetect_version": __version__,
         "task": config.task,
         "config": config.to_dict(),
         "preprocessing": {"channels": config.data.channels, "size": config.data.size,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aedetect.core.config import DataConfig
+from aedetect.data.settings import DataConfig
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601, as Pillow's "L" conversion
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aedetect.core.config import DataConfig
+from aedetect.data.settings import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.data.io import ImageReadError, read_image
 from aedetect.data.sources import (TORCHVISION_DATASETS, decode_usable, find_images, is_mvtec, load_digits,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aedetect.core.config import DataConfig
+from aedetect.data.settings import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
 from aedetect.errors import DataError

@@ -92,13 +92,13 @@ def run_sweep(data: str | ImageSet, points: list[SweepPoint], out: str | Path | 
               base_overrides: dict[str, Any] | None = None, data_root: str | None = None,
               normal_class: int | None = None, tensorboard: str | Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Fit every point into OUT/<label>/, then write OUT/sweep.csv and OUT/sweep.png."""
-    from aedetect.cli.options import merge
+    from aedetect.core.config import deep_merge
     from aedetect.core.fit import fit
     from aedetect.core.codes import code_size
 
     if not points:
         raise ConfigError("sweep: no points (give --latent or --vary)")
-    cfgs = [build_config(preset, recipe, merge(copy.deepcopy(base_overrides or {}), copy.deepcopy(p.overrides)))
+    cfgs = [build_config(preset, recipe, deep_merge(copy.deepcopy(base_overrides or {}), copy.deepcopy(p.overrides)))
             for p in points]  # every config is validated before the first run starts
     root = new_run_dir(out, prefix="sweep")
     rows: list[dict[str, Any]] = []
