@@ -24,8 +24,10 @@ from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_torchvision
 from aedetect.anomaly.metrics import image_auroc
 from aedetect.core.presets import build_config
-from aedetect.anomaly.head import (AnomalySettings, RawScores, calibrate_scores, combine_scores, error_map,
-                                    encode_latent, image_score, run_model, train_latent_bank)
+from aedetect.anomaly.latent import encode_latent, train_latent_bank
+from aedetect.anomaly.maps import RawScores, error_map, image_score, run_model
+from aedetect.anomaly.settings import AnomalySettings
+from aedetect.anomaly.threshold import calibrate_scores, combine_scores
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _resumable import train_resumable  # noqa: E402

@@ -29,7 +29,8 @@ from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
 from aedetect.anomaly.metrics import image_auroc, pixel_auroc, pixel_metrics
 from aedetect.core.presets import build_config
-from aedetect.anomaly.head import AnomalySettings, run_model
+from aedetect.anomaly.maps import run_model
+from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.featuremap import build_bank
 from aedetect.anomaly.learned import MADE_UP_KINDS, train_segmenter
 

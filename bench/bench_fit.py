@@ -117,8 +117,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}; preset {args.preset} ({params:,} parameters), 28x28 MNIST, "
           f"{args.images} images, batch {args.batch_size}, {args.epochs} epochs x {args.repeats} repeats")
-    print(f"| pipeline | median images/s | ratio |")
-    print(f"|---|---|---|")
+    print("| pipeline | median images/s | ratio |")
+    print("|---|---|---|")
     print(f"| PyTorch tutorial loop (PIL + ToTensor/Normalize + DataLoader) | {args.images / mt:,.0f} | 1.00 |")
     print(f"| the same tutorial loop with denormals flushed (aedetect.core.fastmath) | {args.images / mf:,.0f} | {mt / mf:.2f} |")
     print(f"| aedetect fit, training phase | {args.images / mo:,.0f} | {mt / mo:.2f} |")

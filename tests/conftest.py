@@ -94,7 +94,8 @@ def grass_detector(anomaly: dict):  # type: ignore[no-untyped-def,type-arg]
 def map_vs_reconstruction(det, test) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Pixel AUROC of the detector's own map and of the squared-error map of the same model."""
     from aedetect.anomaly.metrics import pixel_auroc
-    from aedetect.anomaly.head import AnomalySettings, run_model
+    from aedetect.anomaly.maps import run_model
+    from aedetect.anomaly.settings import AnomalySettings
 
     masks = test.masks[:, 0].numpy()
     own = pixel_auroc(masks, det.score(test, keep_images=False).maps)

@@ -14,7 +14,9 @@ from aedetect.anomaly.defects import add_defect, defect_test_set
 from aedetect.data.sources import load_digits
 from aedetect.errors import ConfigError
 from aedetect.anomaly.metrics import image_auroc
-from aedetect.anomaly.head import AnomalySettings, image_score, normalise, smooth, threshold_at_fpr
+from aedetect.anomaly.maps import image_score, smooth
+from aedetect.anomaly.settings import AnomalySettings
+from aedetect.anomaly.threshold import normalise, threshold_at_fpr
 
 FAST = {"train": {"batch_size": 32, "lr": 3e-3, "patience": 100}}
 
@@ -74,7 +76,7 @@ def test_save_load_round_trip_and_f1_threshold(zero_detector, one_class_split, t
     again = AnomalyDetector.load(path)
     assert again.threshold_ == zero_detector.threshold_
     np.testing.assert_allclose(again.anomaly_score(test), zero_detector.anomaly_score(test), rtol=1e-5)
-    from aedetect.anomaly.head import f1_threshold
+    from aedetect.anomaly.threshold import f1_threshold
     from aedetect.anomaly.metrics import best_f1
 
     scores = zero_detector.anomaly_score(test)

@@ -11,7 +11,7 @@ import pytest
 from aedetect import AnomalyDetector
 from aedetect.errors import ConfigError
 from aedetect.core.presets import build_config
-from aedetect.anomaly.head import AnomalySettings
+from aedetect.anomaly.settings import AnomalySettings
 from conftest import grass_detector, map_vs_reconstruction
 
 

@@ -23,8 +23,10 @@ from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import ConfigError
 from aedetect.anomaly.metrics import image_auroc
 from aedetect.core.presets import build_config
-from aedetect.anomaly.head import (AnomalySettings, calibrate_scores, combine_scores, decode_bank, knn_distance,
-                                    run_model)
+from aedetect.anomaly.latent import decode_bank, knn_distance
+from aedetect.anomaly.maps import run_model
+from aedetect.anomaly.settings import AnomalySettings
+from aedetect.anomaly.threshold import calibrate_scores, combine_scores
 
 runner = CliRunner()
 

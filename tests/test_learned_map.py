@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from aedetect.cli import app
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import ConfigError
-from aedetect.anomaly.head import AnomalySettings
+from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.learned import synthetic_anomaly
 from conftest import grass_detector, map_vs_reconstruction
 

@@ -19,7 +19,7 @@ from aedetect import AnomalyDetector
 from aedetect.cli import app
 from aedetect.data.labelled import load_scoring_data
 from aedetect.anomaly.metrics import aupro, pixel_auroc
-from aedetect.anomaly.head import knn_distance
+from aedetect.anomaly.latent import knn_distance
 
 runner = CliRunner()
 BATCH = 4

@@ -96,7 +96,7 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
     the record has the same keys and meaning as one written by ``fit``.
     """
     from aedetect.anomaly.metrics import both_classes
-    from aedetect.anomaly.head import f1_threshold, set_threshold, threshold_at_fpr
+    from aedetect.anomaly.threshold import f1_threshold, set_threshold, threshold_at_fpr
 
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)

@@ -22,7 +22,9 @@ from torch import Tensor
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.errors import DataError
-from aedetect.anomaly.head import (AnomalySettings, combine_scores, f1_threshold, normalise, run_model)
+from aedetect.anomaly.maps import run_model
+from aedetect.anomaly.settings import AnomalySettings
+from aedetect.anomaly.threshold import combine_scores, f1_threshold, normalise
 
 
 @dataclass
@@ -204,7 +206,7 @@ class AnomalyDetector:
         """A fitted part of the calibration record (``feature_bank`` of ``map = features``,
         ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map = learned``),
         decoded once per detector, not per batch."""
-        from aedetect.anomaly.head import decode_bank
+        from aedetect.anomaly.latent import decode_bank
         from aedetect.anomaly.learned import decode_segmenter
 
         cache = getattr(self, "_bank_cache", None)

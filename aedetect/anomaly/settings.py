@@ -1,0 +1,162 @@
+"""The anomaly head's settings: ``Config.anomaly`` validated into :class:`AnomalySettings`.
+
+A higher score (and a higher map value) means more anomalous, everywhere (see threshold.py
+for the flag and the normalised score).
+
+Settings live in ``Config.anomaly`` (a free table in the recipe, ``--set anomaly.KEY=VALUE``):
+
+==================  ========================================================================
+key                 meaning (default)
+==================  ========================================================================
+map                 per-pixel error: ``mse`` (squared error, mean over channels), ``l1``
+                    (absolute error), ``ssim`` (1 - local SSIM, Bergmann et al.), ``mix``
+                    (weighted sum, see ``mix``), or ``features``: distance of the encoder's
+                    features at each location to the nearest features of the training images
+                    (aedetect.anomaly.featuremap; for stochastic textures), or ``learned``: a
+                    small segmentation network on the input and the residual, trained after
+                    the autoencoder on anomalies made from the training images
+                    (aedetect.anomaly.learned). Default ``mse``.
+mix                 weights of the sub-maps for ``map = mix``, e.g. ``{"mse": 1, "ssim": 0.05}``;
+                    the maps have different scales, so the weights are not fractions.
+ssim_window         odd SSIM window size (11).
+smooth_sigma        Gaussian smoothing of the map in pixels, 0 = none (1.0).
+score               image score from the map: ``max``, ``mean`` or ``topk`` (mean of the top
+                    ``topk_percent`` % pixels). Default ``topk``.
+topk_percent        percentage of pixels for ``topk`` (1.0).
+target_fpr          false-positive rate on normal images the image threshold is set for (0.01).
+pixel_fpr           false-positive rate on normal pixels for the predicted-mask threshold (0.005).
+calib_fraction      fraction of the training images held out for calibration only, never seen
+                    by training or early stopping (0.15); 0 calibrates on the validation split.
+latent              ``none`` or ``knn``: add the mean distance of the image's latent vector to
+                    its ``latent_k`` nearest vectors in a bank of normal images
+                    (``latent_weight``), each part scaled by its median on normal calibration
+                    images. Default ``none``.
+latent_source       the latent vector: ``code`` (the encoder's code, pooled to at most 4x4) or
+                    ``features`` (encoder level ``latent_level``'s feature map averaged to a
+                    ``latent_grid`` x ``latent_grid`` grid). Default ``code``.
+latent_level        encoder level for ``latent_source = features``; -1 = the deepest (-1).
+latent_grid         grid of ``latent_source = features`` (7).
+latent_metric       ``euclidean`` or ``cosine`` (vectors scaled to unit length first) (euclidean).
+latent_bank         ``calib``: the bank is the calibration images (each scored without itself);
+                    ``train``: a seeded sample of at most ``latent_bank_size`` training images,
+                    and the calibration images are scored against it like new images (calib).
+latent_bank_size    at most this many training images in a ``train`` bank (2000).
+latent_k            neighbours for the latent score (5).
+latent_weight       weight of the latent part (1.0).
+recon_weight        weight of the reconstruction part (1.0); 0 = the latent score alone.
+feature_level       encoder level whose features ``map = features`` compares, 0 = first (1).
+feature_pool        averaging window of those features, odd, 1 = none (5).
+feature_bank        at most this many training feature vectors are kept (30000).
+learned_steps       training steps of the ``learned`` map's network (1500).
+learned_batch       images per step, half of them with a made-up anomaly (16).
+learned_width       channels of that network (32).
+==================  ========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aedetect.core.config import Config
+from aedetect.errors import ConfigError
+
+MAPS = ("mse", "l1", "ssim", "mix", "features", "learned")
+SCORES = ("max", "mean", "topk")
+LATENTS = ("none", "knn")
+LATENT_SOURCES = ("code", "features")
+LATENT_METRICS = ("euclidean", "cosine")
+LATENT_BANKS = ("calib", "train")
+
+
+@dataclass
+class AnomalySettings:
+    """Validated form of ``Config.anomaly`` (see the module docstring for every key)."""
+
+    map: str = "mse"
+    mix: dict[str, float] = field(default_factory=lambda: {"mse": 1.0, "ssim": 0.05})
+    ssim_window: int = 11
+    smooth_sigma: float = 1.0
+    score: str = "topk"
+    topk_percent: float = 1.0
+    target_fpr: float = 0.01
+    pixel_fpr: float = 0.005
+    calib_fraction: float = 0.15
+    latent: str = "none"
+    latent_source: str = "code"
+    latent_level: int = -1
+    latent_grid: int = 7
+    latent_metric: str = "euclidean"
+    latent_bank: str = "calib"
+    latent_bank_size: int = 2000
+    latent_k: int = 5
+    latent_weight: float = 1.0
+    recon_weight: float = 1.0
+    feature_level: int = 1
+    feature_pool: int = 5
+    feature_bank: int = 30000
+    learned_steps: int = 1500
+    learned_batch: int = 16
+    learned_width: int = 32
+
+    @classmethod
+    def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
+        """Read and check ``Config.anomaly``; a bad value is one line naming the key."""
+        d = dict(cfg.anomaly if isinstance(cfg, Config) else cfg)
+        s = cls()
+        for k, v in d.items():
+            if not hasattr(s, k):
+                raise ConfigError(f"anomaly.{k}: unknown key (allowed: {', '.join(sorted(asdict(s)))})")
+            setattr(s, k, v)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        def choice(key: str, allowed: tuple[str, ...]) -> None:
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"anomaly.{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
+
+        def number(key: str, lo: float, hi: float, lo_open: bool = False) -> float:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo < v if lo_open else lo <= v) or v > hi:
+                raise ConfigError(f"anomaly.{key}: must be a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}")
+            return float(v)
+
+        choice("map", MAPS)
+        choice("score", SCORES)
+        choice("latent", LATENTS)
+        choice("latent_source", LATENT_SOURCES)
+        choice("latent_metric", LATENT_METRICS)
+        choice("latent_bank", LATENT_BANKS)
+        if not isinstance(self.mix, dict) or not self.mix or any(k not in ("mse", "l1", "ssim") for k in self.mix):
+            raise ConfigError(f"anomaly.mix: expected weights for some of mse, l1, ssim, got {self.mix!r}")
+        for k, w in self.mix.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+                raise ConfigError(f"anomaly.mix: weight of {k} must be a number >= 0, got {w!r}")
+        if isinstance(self.ssim_window, bool) or not isinstance(self.ssim_window, int) \
+                or self.ssim_window < 3 or self.ssim_window % 2 == 0:
+            raise ConfigError(f"anomaly.ssim_window: must be an odd integer >= 3, got {self.ssim_window!r}")
+        self.smooth_sigma = number("smooth_sigma", 0, 50)
+        self.topk_percent = number("topk_percent", 0, 100, lo_open=True)
+        self.target_fpr = number("target_fpr", 0, 0.5, lo_open=True)
+        self.pixel_fpr = number("pixel_fpr", 0, 0.5, lo_open=True)
+        self.calib_fraction = number("calib_fraction", 0, 0.5)
+        self.latent_weight = number("latent_weight", 0, 1e6)
+        self.recon_weight = number("recon_weight", 0, 1e6)
+        if self.recon_weight == 0 and self.latent != "knn":
+            raise ConfigError("anomaly.recon_weight: 0 leaves no score unless anomaly.latent is 'knn'")
+        def integer(key: str, lo: int, odd: bool = False) -> None:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (odd and v % 2 == 0):
+                raise ConfigError(f"anomaly.{key}: must be {'an odd' if odd else 'an'} integer >= {lo}, got {v!r}")
+
+        integer("latent_k", 1)
+        integer("latent_level", -1)
+        integer("latent_grid", 1)
+        integer("latent_bank_size", 2)
+        integer("feature_level", 0)
+        integer("feature_pool", 1, odd=True)
+        integer("feature_bank", 1)
+        integer("learned_steps", 1)
+        integer("learned_batch", 2)
+        integer("learned_width", 4)

@@ -1,0 +1,113 @@
+"""From raw scores to the calibrated flag: the combined image score, the threshold on
+held-out normal images (a target false-positive rate, or F1-optimal on labelled ones), the
+pixel threshold and the normalised score. The result is the model file's ``calibration``.
+
+An image is flagged when ``score > threshold``; the normalised score maps the threshold to
+0.5 and the median normal calibration image to 0.1, so every model reads the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from aedetect.anomaly.latent import decode_bank, encode_bank, knn_distance
+from aedetect.anomaly.maps import RawScores
+from aedetect.anomaly.settings import AnomalySettings
+from aedetect.errors import ConfigError
+
+log = logging.getLogger("aedetect")
+
+CALIBRATION_VERSION = 1
+
+
+def combine_scores(raw: RawScores, calibration: dict[str, Any], s: AnomalySettings,
+                   exclude_self: bool = False, bank: Tensor | None = None) -> Tensor:
+    """Final image score: the reconstruction score, plus the scaled latent kNN part if enabled.
+
+    ``bank``: the decoded ``latent_bank`` of ``calibration`` when the caller keeps it decoded
+    (scoring batch by batch); ``exclude_self``: the images scored are the bank itself.
+    """
+    if s.latent != "knn":
+        return raw.recon_scores
+    if bank is None:
+        bank = decode_bank(calibration["latent_bank"])
+    lat = knn_distance(raw.codes, bank, s.latent_k, exclude_self=exclude_self)  # type: ignore[arg-type]
+    return (s.recon_weight * raw.recon_scores / calibration["recon_scale"]
+            + s.latent_weight * lat / calibration["latent_scale"])
+
+
+def normalise(scores: Tensor | np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
+    """Logistic map with threshold -> 0.5 and the median normal calibration score -> 0.1."""
+    s = np.asarray(scores, dtype=np.float64)
+    z = (s - calibration["threshold"]) / calibration["spread"]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def threshold_at_fpr(normal_scores: np.ndarray, fpr: float) -> float:
+    """Smallest threshold t with at most ``fpr`` of the normal scores above it (flag: score > t)."""
+    s = np.sort(np.asarray(normal_scores, dtype=np.float64))
+    allowed = int(math.floor(fpr * s.size))
+    return float(s[s.size - 1 - allowed])
+
+
+def set_threshold(calibration: dict[str, Any], threshold: float, rule: str, normal_scores: np.ndarray) -> None:
+    """Store a threshold and the spread of the normalised score (median normal -> 0.1)."""
+    med = float(np.median(normal_scores))
+    spread = (threshold - med) / math.log(9.0)
+    if not spread > 0:
+        spread = max(abs(threshold), 1e-12) * 0.1
+    calibration.update(threshold=float(threshold), threshold_rule=rule, spread=float(spread),
+                       normal_median=med,
+                       calib_fpr=float((np.asarray(normal_scores) > threshold).mean()))
+
+
+def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int,
+                     latent_bank: Tensor | None = None) -> dict[str, Any]:
+    """Thresholds and scales from normal held-out images (see :meth:`AnomalyHead.calibrate`).
+
+    ``latent_bank``: the training images' latent vectors (``latent_bank = train``); without
+    it the calibration images' own vectors are the bank, each scored without itself.
+    """
+    cal: dict[str, Any] = {"version": CALIBRATION_VERSION, "settings": asdict(s), "calib_images": n_images,
+                           "target_fpr": s.target_fpr, "pixel_fpr": s.pixel_fpr}
+    own_bank = latent_bank is None
+    bank = None
+    if s.latent == "knn":
+        if raw.codes is None or (own_bank and raw.codes.shape[0] < 2):
+            raise ConfigError("anomaly.latent: 'knn' needs at least 2 calibration images")
+        cal["latent_bank"] = encode_bank(raw.codes if latent_bank is None else latent_bank)
+        bank = decode_bank(cal["latent_bank"])  # the float16 values scoring will see
+        cal["recon_scale"] = max(float(raw.recon_scores.median()), 1e-12)
+        lat = knn_distance(raw.codes, bank, s.latent_k, exclude_self=own_bank)
+        cal["latent_scale"] = max(float(lat.median()), 1e-12)
+    scores = combine_scores(raw, cal, s, exclude_self=own_bank, bank=bank).numpy()
+    set_threshold(cal, threshold_at_fpr(scores, s.target_fpr), "fpr", scores)
+    pix = raw.maps.flatten().numpy()
+    if pix.size > 2_000_000:
+        pix = np.random.default_rng(0).choice(pix, 2_000_000, replace=False)
+    cal["pixel_threshold"] = float(np.quantile(pix, 1 - s.pixel_fpr))
+    cal["map_display_max"] = float(np.quantile(pix, 0.999)) * 2
+    if n_images < 1 / s.target_fpr:
+        log.warning("calibration: %d normal images cannot resolve a %.3g false-positive rate; "
+                    "the threshold is the highest normal score", n_images, s.target_fpr)
+    return cal
+
+
+def f1_threshold(calibration: dict[str, Any], labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Replace the FPR threshold by the F1-optimal one on labelled validation scores."""
+    from aedetect.anomaly.metrics import best_f1, both_classes
+
+    labels = np.asarray(labels)
+    if not both_classes(labels):
+        raise ConfigError("F1 calibration needs labelled validation images of both classes")
+    f1, t = best_f1(labels, scores)
+    cal = dict(calibration)
+    set_threshold(cal, t, "f1", np.asarray(scores)[labels == 0])
+    cal["validation_best_f1"] = f1
+    return cal
