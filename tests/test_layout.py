@@ -1,0 +1,154 @@
+"""The package layout's import rule (docs/architecture.md), checked on the source itself.
+
+    errors, version  <-  util  <-  data  <-  core  <-  anomaly | denoise | inspect  <-  cli, demo
+
+A module may import its own layer and the layers to its left, never to its right, and the
+three rooms of the fourth layer never import each other. Imports inside functions count
+(they are still dependencies); imports under ``if TYPE_CHECKING:`` do not (they never run).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "aedetect"
+
+BASE = {"errors", "version"}
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(), "version": set(),
+    "util": BASE | {"util"},
+    "data": BASE | {"util", "data"},
+    "core": BASE | {"util", "data", "core"},
+    "anomaly": BASE | {"util", "data", "core", "anomaly"},
+    "denoise": BASE | {"util", "data", "core", "denoise"},
+    "inspect": BASE | {"util", "data", "core", "inspect"},
+}
+TOP = {"cli", "demo", "__init__", "__main__"}  # the front door: may import anything
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        parts = path.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or \
+        (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, module_level_only: bool = False) -> list[tuple[int, str]]:
+    """(line, imported aedetect module) for every import that can run."""
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for sub in child.orelse:
+                    visit(sub)
+                continue
+            if module_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Import):
+                found.extend((child.lineno, a.name) for a in child.names if a.name.split(".")[0] == "aedetect")
+            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module \
+                    and child.module.split(".")[0] == "aedetect":
+                found.append((child.lineno, child.module))
+                found.extend((child.lineno, f"{child.module}.{a.name}") for a in child.names)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return "__init__" if len(parts) == 1 else parts[1]
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The aedetect module an import names (``from a.b import c`` names a.b.c if it is a module)."""
+    return name if name in modules else None
+
+
+def test_every_import_points_down_the_layers() -> None:
+    modules = _modules()
+    bad = []
+    for mod, path in modules.items():
+        src = _layer(mod)
+        if src in TOP:
+            continue
+        assert src in ALLOWED, f"{path}: {src!r} is not a layer in docs/architecture.md; add it to the rule"
+        for line, name in _imports(ast.parse(path.read_text()), module_level_only=False):
+            target = _resolve(name, modules) or name.rsplit(".", 1)[0]
+            if target == "aedetect":
+                bad.append(f"{path.relative_to(PKG.parent)}:{line} imports the package root (the public API)")
+                continue
+            dst = _layer(target)
+            if dst not in ALLOWED[src]:
+                bad.append(f"{path.relative_to(PKG.parent)}:{line} ({src}) imports {target} ({dst})")
+    assert not bad, "imports against the layer rule:\n" + "\n".join(sorted(set(bad)))
+
+
+def test_no_import_circle_at_module_level() -> None:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for mod, path in modules.items():
+        edges = set()
+        for _, name in _imports(ast.parse(path.read_text()), module_level_only=True):
+            target = _resolve(name, modules) or _resolve(name.rsplit(".", 1)[0], modules)
+            if target and target != mod and not mod.startswith(target + "."):  # a parent package is not a circle
+                edges.add(target)
+        graph[mod] = edges
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == 1:
+                pytest.fail("import circle: " + " -> ".join(stack[stack.index(n):] + [n]))
+            if n not in state:
+                dfs(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            dfs(m)
+
+
+def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself: a core module importing a head is reported."""
+    tree = ast.parse("from aedetect.anomaly.detector import AnomalyDetector\n"
+                     "if TYPE_CHECKING:\n    from aedetect.cli.app import app\n"
+                     "def f():\n    import aedetect.inspect.report\n")
+    names = [n for _, n in _imports(tree)]
+    assert "aedetect.anomaly.detector" in names and "aedetect.inspect.report" in names
+    assert not any(n.startswith("aedetect.cli") for n in names)
+    assert _layer("aedetect.anomaly.detector") not in ALLOWED["core"]
+
+
+def test_public_api_and_config_import_without_torch() -> None:
+    code = ("import sys, aedetect; from aedetect.core.config import Config; from aedetect.core.presets import build_config;"
+            "assert aedetect.__version__; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_api_names_resolve() -> None:
+    import aedetect
+
+    for name in aedetect.__all__:
+        assert getattr(aedetect, name) is not None
+    with pytest.raises(AttributeError):
+        aedetect.NotAName  # noqa: B018
