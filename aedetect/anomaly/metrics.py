@@ -200,6 +200,31 @@ class PixelMetrics:
         self.anomalous += np.bincount(key[m], minlength=self.BINS)
         self.region_weight += np.bincount(key[m], weights=weights[m], minlength=self.BINS)
 
+    def merge(self, other: "PixelMetrics") -> "PixelMetrics":
+        """Add another accumulator's sums (a shard's): the result is that of one accumulator
+        given both streams of batches."""
+        self.normal += other.normal
+        self.anomalous += other.anomalous
+        self.region_weight += other.region_weight
+        self.n_regions += other.n_regions
+        return self
+
+    def save(self, path: Any) -> None:
+        """The sums as a compressed .npz (a shard's part of the pixel metrics)."""
+        np.savez_compressed(path, normal=self.normal, anomalous=self.anomalous,
+                            region_weight=self.region_weight, n_regions=np.int64(self.n_regions),
+                            shift=np.int64(self.SHIFT))
+
+    @classmethod
+    def load(cls, path: Any) -> "PixelMetrics":
+        with np.load(path) as z:
+            if int(z["shift"]) != cls.SHIFT or z["normal"].shape != (cls.BINS,):
+                raise ValueError(f"{path}: pixel sums binned differently (shift {int(z['shift'])})")
+            pm = cls()
+            pm.normal, pm.anomalous = z["normal"].astype(np.int64), z["anomalous"].astype(np.int64)
+            pm.region_weight, pm.n_regions = z["region_weight"].astype(np.float64), int(z["n_regions"])
+        return pm
+
     def result(self, max_fpr: float = 0.3) -> dict[str, float]:
         """``pixel_auroc`` and ``aupro`` ({} without both normal and anomalous pixels)."""
         n_normal, n_anom = int(self.normal.sum()), int(self.anomalous.sum())

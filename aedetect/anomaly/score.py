@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from aedetect.data.imageset import ImageSet
+from aedetect.data.shard import Shard
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import DataError
 from aedetect.util.fsutil import atomic_path, check_new_dir, new_run_dir, write_text_atomic
@@ -136,6 +137,25 @@ def save_curves(out: Path, labels: np.ndarray, scores: np.ndarray, threshold: fl
     save_figure(fig, out / "pr.png")
 
 
+SHARD_RECORD = "shard.json"
+SHARD_PIXELS = "pixel_metrics.npz"
+
+
+def write_shard_record(run: Path, shard: Shard, stream: Any, row_paths: list[str], pix: PixelMetrics | None,
+                       **info: Any) -> None:
+    """What merging needs beside a shard's scores.csv: the shard, the model, the unsharded
+    position of each row (``row_paths``, in the CSV's order) and the pixel-metric sums."""
+    record = {"format": 1, "shard": str(shard), "index": shard.index, "count": shard.count, **info,
+              "labelled": stream.labelled, "with_masks": stream.with_masks,
+              "all_anomalous_masked": stream.all_anomalous_masked, "any_masked": stream.any_masked,
+              "positions": [stream.positions[p] for p in row_paths]}
+    write_text_atomic(run / SHARD_RECORD, json.dumps(record))
+    if pix is not None:
+        with atomic_path(run / SHARD_PIXELS) as tmp:
+            with open(tmp, "wb") as fh:
+                pix.save(fh)
+
+
 def compute_metrics(labels: np.ndarray | None, scores: np.ndarray, threshold: float,
                     pixel: dict[str, float] | None = None, pixel_threshold: float | None = None) -> dict[str, Any]:
     """The metrics.json record (empty without labels); ``pixel``: :class:`PixelMetrics` result,
@@ -152,7 +172,8 @@ def compute_metrics(labels: np.ndarray | None, scores: np.ndarray, threshold: fl
 def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None = None, *,
                normal_dir: str | None = None, abnormal_dir: str | None = None, mask_dir: str | None = None,
                normal_class: int | None = None, data_root: str | None = None, all_heatmaps: bool = False,
-               heatmaps: bool = True, batch_size: int = 64, device: str = "auto") -> ScoreReport:
+               heatmaps: bool = True, batch_size: int = 64, device: str = "auto",
+               shard: Shard | None = None) -> ScoreReport:
     """Score DATA with a calibrated anomaly model and write the run folder (see module docstring).
 
     Streams: each batch of ``batch_size`` images is decoded, scored, written to scores.csv (a
@@ -166,15 +187,19 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     ``data.size``) is decoded whole up front.
     Heat maps are coloured up to the calibration's ``map_display_max`` (a model without one:
     the largest map value of the first batch).
+    ``shard``: score only that share of DATA and also write what :mod:`aedetect.anomaly.merge`
+    needs to join the shards into one run (shard.json, pixel_metrics.npz).
     """
     from aedetect.data.labelled import ImageSetStream, open_scoring_data
 
     check_new_dir(out)  # refuse a used --out before any work
+    if shard is not None and isinstance(data, ImageSet):
+        raise DataError("--shard: needs DATA as a folder or a dataset name, not images in memory")
     det = AnomalyDetector.load(model, device=device)
     cfg = det.config_
     stream = ImageSetStream(data) if isinstance(data, ImageSet) else open_scoring_data(
         str(data), cfg.data, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
-        normal_class=normal_class, data_root=data_root)
+        normal_class=normal_class, data_root=data_root, shard=shard)
     vmax = float(det.calibration_.get("map_display_max") or 0.0)  # else: the first batch's largest map value
     paths: list[str] = []
     scores: list[np.ndarray] = []
@@ -234,6 +259,10 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
         if both_classes(all_labels):
             save_curves(run, all_labels, all_scores, det.threshold_)  # type: ignore[arg-type]
+    if shard is not None:
+        write_shard_record(run, shard, stream, paths + [p for p, _ in skipped], pix,
+                           model=str(model), data=str(data), threshold=det.threshold_,
+                           pixel_threshold=det.pixel_threshold_, threshold_rule=det.calibration_.get("threshold_rule"))
     return ScoreReport(out=run, n_images=len(paths), n_flagged=n_flagged,
                        n_errors=len(skipped), threshold=det.threshold_, metrics=metrics,
                        heatmaps=n_maps, flagged_paths=[paths[i] for i in np.flatnonzero(all_flags)])

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
+from aedetect.cli.params import ShardOption
 from aedetect.util.progress import console
 from aedetect.denoise.tiling import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
 
@@ -24,13 +25,17 @@ def denoise(
     max_tile_pixels: Annotated[int, typer.Option(help="Memory budget: larger images are denoised in overlapping tiles of about this many pixels.")] = DEFAULT_MAX_PIXELS,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels (blended with a linear ramp).")] = DEFAULT_OVERLAP,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    shard: ShardOption = None,
 ) -> None:
     """Denoise images; inputs are never written, outputs are written atomically."""
     from aedetect.denoise.denoiser import Denoiser
     from aedetect.denoise.folder import denoise_path
 
+    from aedetect.data.shard import resolve_shard
+
+    part = resolve_shard(shard)
     den = Denoiser.load(model, device=device, max_tile_pixels=max_tile_pixels, overlap=overlap)
-    rep = denoise_path(den, input, out, overwrite=overwrite, reference=reference, csv_path=csv)
+    rep = denoise_path(den, input, out, overwrite=overwrite, reference=reference, csv_path=csv, shard=part)
     if rep.metrics:
         from rich.table import Table
 

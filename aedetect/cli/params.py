@@ -19,3 +19,6 @@ DataRoot = Annotated[Optional[str], typer.Option(
     help="Where datasets by name live (default $AEDETECT_DATA_ROOT).")]
 BatchSize = Annotated[int, typer.Option(help="Images per forward pass.")]
 InferenceDevice = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda or mps.")]
+ShardOption = Annotated[Optional[str], typer.Option(
+    help="Process only share K of N (K/N, 0-based, e.g. 0/4) of the files, for N jobs on N machines; "
+         "default: torchrun's RANK/WORLD_SIZE or a SLURM array's task id, else all; 'none' = all.")]

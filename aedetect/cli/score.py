@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from aedetect.cli.app import app, handle_errors
 from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
-                                  TestNormalClass)
+                                  ShardOption, TestNormalClass)
 from aedetect.util.progress import console
+
+if TYPE_CHECKING:
+    from aedetect.anomaly.score import ScoreReport
 
 METRIC_ROWS = (("image_auroc", "image AUROC"), ("image_ap", "image AP"),
                ("f1_at_threshold", "F1 at threshold"), ("best_f1", "best F1"),
@@ -34,15 +37,25 @@ def score(
     fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 2 when any image is flagged.")] = False,
     batch_size: BatchSize = 64,
     device: InferenceDevice = "auto",
+    shard: ShardOption = None,
 ) -> None:
     """Score images with a calibrated anomaly model (higher score = more anomalous)."""
-    from rich.table import Table
-
     from aedetect.anomaly.score import score_data
+    from aedetect.data.shard import resolve_shard
 
     rep = score_data(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
-                     heatmaps=heatmaps, batch_size=batch_size, device=device)
+                     heatmaps=heatmaps, batch_size=batch_size, device=device, shard=resolve_shard(shard))
+    print_report(rep)
+    if fail_on_anomaly and rep.n_flagged:
+        console.print(f"[bold yellow]{rep.n_flagged} image(s) flagged as anomalous[/]", highlight=False)
+        raise typer.Exit(2)
+
+
+def print_report(rep: "ScoreReport") -> None:
+    """The summary table of a score (or merged) run, then the path of its scores.csv."""
+    from rich.table import Table
+
     table = Table(title=f"aedetect score: {rep.out}", show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("value", justify="right")
@@ -56,6 +69,3 @@ def score(
     table.add_row("heat maps", str(rep.heatmaps))
     console.print(table)
     typer.echo(str(rep.out / "scores.csv"))
-    if fail_on_anomaly and rep.n_flagged:
-        console.print(f"[bold yellow]{rep.n_flagged} image(s) flagged as anomalous[/]", highlight=False)
-        raise typer.Exit(2)

@@ -22,13 +22,14 @@ import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aedetect.data.settings import DataConfig
+from aedetect.data.shard import Shard
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.data.io import ImageReadError, read_image
 from aedetect.data.sources import (TORCHVISION_DATASETS, decode_usable, find_images, is_mvtec, load_digits,
@@ -186,10 +187,16 @@ class ScoringStream:
     n_files: int = 0
     labelled: bool = False
     with_masks: bool = False
+    positions: dict[str, int] | None = None  # path -> place in the unsharded order (sharded streams)
 
     @property
     def masks_ok(self) -> bool:
         raise NotImplementedError
+
+    # What masks_ok is made of, kept apart so that shards can be merged (anomaly/merge.py):
+    # every readable anomalous image had a mask; some readable image had a mask.
+    all_anomalous_masked: bool = True
+    any_masked: bool = False
 
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         raise NotImplementedError
@@ -204,6 +211,7 @@ class ImageSetStream(ScoringStream):
         self.n_files = len(data) + len(data.skipped)
         self.labelled = data.labels is not None
         self.with_masks = data.masks is not None
+        self.all_anomalous_masked = self.any_masked = self.with_masks
 
     @property
     def masks_ok(self) -> bool:
@@ -241,12 +249,12 @@ class FileStream(ScoringStream):
         self.entries, self.cfg, self.what, self.labelled = entries, cfg, what, labelled
         self.n_files = len(entries)
         self.with_masks = labelled and any(e[3] is not None for e in entries)
-        self._all_anomalous_masked = True  # every readable anomalous image has a readable mask
-        self._any_masked = False  # some readable image has a mask file
+        self.all_anomalous_masked = True  # every readable anomalous image has a readable mask
+        self.any_masked = False  # some readable image has a mask file
 
     @property
     def masks_ok(self) -> bool:
-        return self.with_masks and self._all_anomalous_masked and self._any_masked
+        return self.with_masks and self.all_anomalous_masked and self.any_masked
 
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         def read(p: Path) -> tuple[np.ndarray | None, str | None]:
@@ -301,10 +309,10 @@ class FileStream(ScoringStream):
             ms = []
             for p, lab, _, mpath in entries:
                 m = _read_mask(mpath, self.cfg, size) if mpath is not None else None  # type: ignore[arg-type]
-                self._any_masked |= mpath is not None
-                if m is None and lab == 1 and self._all_anomalous_masked:
+                self.any_masked |= mpath is not None
+                if m is None and lab == 1 and self.all_anomalous_masked:
                     log.warning("%s: anomalous image without a readable mask; pixel metrics are off", p)
-                    self._all_anomalous_masked = False
+                    self.all_anomalous_masked = False
                 ms.append(m if m is not None else np.zeros(size, dtype=np.uint8))
             masks = torch.from_numpy(np.stack(ms))[:, None] if ms else torch.zeros((0, 1, *size), dtype=torch.uint8)
         return ImageSet(
@@ -315,14 +323,38 @@ class FileStream(ScoringStream):
 
 def open_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = None, abnormal_dir: str | None = None,
                       mask_dir: str | None = None, normal_class: int | None = None,
-                      data_root: str | None = None) -> ScoringStream:
+                      data_root: str | None = None, shard: Shard | None = None) -> ScoringStream:
     """:func:`load_scoring_data` as a :class:`ScoringStream`: folders are decoded batch by batch
     (datasets by name are small and come decoded; so do folders for a model without a fixed
-    ``data.size``, whose size is the most common one of the whole folder)."""
+    ``data.size``, whose size is the most common one of the whole folder).
+
+    ``shard``: only that shard's share of the files (aedetect.data.shard); the stream's
+    ``positions`` then maps each path to its place in the unsharded order, so shard outputs
+    can be merged back into that order."""
     r = _resolve(data, cfg, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                  normal_class=normal_class, data_root=data_root)
+    positions = None
+    if shard is not None:
+        r, positions = _shard_of(r, shard)
     if isinstance(r, ImageSet):
-        return ImageSetStream(r)
-    if cfg.size is None:
-        return ImageSetStream(_decode_all(r, cfg))
-    return FileStream(r.entries, cfg, r.what, r.labelled)
+        stream: ScoringStream = ImageSetStream(r)
+    elif cfg.size is None:
+        stream = ImageSetStream(_decode_all(r, cfg))
+    else:
+        stream = FileStream(r.entries, cfg, r.what, r.labelled)
+    stream.positions = positions
+    return stream
+
+
+def _shard_of(r: _Files | ImageSet, shard: Shard) -> tuple[_Files | ImageSet, dict[str, int]]:
+    """The shard's part of resolved DATA, and each kept path's position in the whole."""
+    n = len(r) if isinstance(r, ImageSet) else len(r.entries)
+    keep = list(shard.positions(n))
+    if not keep:
+        raise DataError(f"--shard {shard}: no images for this shard ({n} in all; use fewer shards)")
+    if isinstance(r, ImageSet):
+        # Unnamed images are named by their index in the whole set, as one process names them.
+        paths = r.paths or [str(i) for i in range(n)]
+        part = replace(r, paths=paths).subset(keep)
+        return part, {paths[i]: i for i in keep}
+    return _Files([r.entries[i] for i in keep], r.what, r.labelled), {str(r.entries[i][0]): i for i in keep}

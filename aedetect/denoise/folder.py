@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from aedetect.data.shard import Shard
 from aedetect.data.io import ImageReadError, read_image, write_image_atomic
 from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
@@ -105,12 +106,17 @@ def _reference_row(rel: str, reference: Path, noisy: np.ndarray, den: np.ndarray
 
 
 def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, overwrite: bool = False,
-                 reference: str | Path | None = None, csv_path: str | Path | None = None) -> DenoiseReport:
+                 reference: str | Path | None = None, csv_path: str | Path | None = None,
+                 shard: Shard | None = None) -> DenoiseReport:
     """Denoise a file or every image below a folder into ``out`` (same relative paths, names,
     format, bit depth and channels). With ``reference``, PSNR/SSIM against the clean image at
-    the same relative path, written to ``csv_path`` (default OUT/denoise_metrics.csv)."""
+    the same relative path, written to ``csv_path`` (default OUT/denoise_metrics.csv, or
+    OUT/denoise_metrics-shard-K-of-N.csv for a shard). ``shard``: only that share of the files
+    (aedetect.data.shard), so N jobs can clean one tree into one OUT without coordination."""
     inp, outp = Path(input_path), Path(out)
     jobs = plan(inp, outp)
+    if shard is not None:
+        jobs = shard.take(jobs)
     rep = DenoiseReport()
     ref = Path(reference) if reference is not None else None
     if ref is not None and not ref.is_dir():
@@ -139,7 +145,8 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
             bar.update(info=f"{rate:.2f} img/s")
     rep.seconds = time.perf_counter() - t0
     if ref is not None:
-        rep.csv_path = Path(csv_path) if csv_path is not None else outp / "denoise_metrics.csv"
+        default = "denoise_metrics.csv" if shard is None else f"denoise_metrics-shard-{shard.index}-of-{shard.count}.csv"
+        rep.csv_path = Path(csv_path) if csv_path is not None else outp / default
         write_metrics(rep, rep.csv_path)
     return rep
 

@@ -1,0 +1,138 @@
+"""Join the run folders of ``aedetect score --shard K/N`` jobs into the run one process writes.
+
+Each shard wrote scores.csv for its share of the files, and shard.json with the position of
+every row in the unsharded order (see :func:`aedetect.anomaly.score.write_shard_record`).
+Joining puts the readable rows back in that order and the unreadable ones after them, as
+one process writes them; metrics.json is computed again from the joined scores and labels,
+and pixel AUROC / AUPRO from the summed pixel-metric bins (never averaged over shards), so
+it equals one process's figures. Heat maps are copied, renumbered to the joined order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aedetect.anomaly.metrics import PixelMetrics, both_classes
+from aedetect.anomaly.score import (CSV_HEADER, SHARD_PIXELS, SHARD_RECORD, ScoreReport, compute_metrics,
+                                    save_curves)
+from aedetect.errors import DataError
+from aedetect.util.fsutil import atomic_path, check_new_dir, new_run_dir, write_text_atomic
+
+_INDEXED = re.compile(r"^(\d{5})_(.*)$")
+
+
+def _read_shard(folder: Path) -> tuple[dict[str, Any], list[list[str]]]:
+    rec_path, csv_path = folder / SHARD_RECORD, folder / "scores.csv"
+    if not rec_path.is_file() or not csv_path.is_file():
+        raise DataError(f"{folder}: not a finished shard of aedetect score --shard (no {SHARD_RECORD} or scores.csv)")
+    try:
+        rec = json.loads(rec_path.read_text())
+        with open(csv_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, ValueError, csv.Error) as e:
+        raise DataError(f"{folder}: cannot read the shard: {e}") from None
+    if not rows or rows[0] != CSV_HEADER or len(rows) - 1 != len(rec.get("positions", ())):
+        raise DataError(f"{folder}: scores.csv does not match {SHARD_RECORD} (edited or from another run?)")
+    return rec, rows[1:]
+
+
+def _check_complete(records: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Every shard 0..N-1 exactly once, all from the same model, data and threshold."""
+    first = records[0][1]
+    for folder, rec in records:
+        for key in ("count", "model", "data", "threshold"):
+            if rec.get(key) != first.get(key):
+                raise DataError(f"{folder}: {key} {rec.get(key)!r} differs from {records[0][0]}'s {first.get(key)!r}")
+    seen: dict[int, Path] = {}
+    for folder, rec in records:
+        if rec["index"] in seen:
+            raise DataError(f"{folder}: shard {rec['shard']} is also {seen[rec['index']]}")
+        seen[rec["index"]] = folder
+    count = first["count"]
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        raise DataError(f"shards {', '.join(f'{k}/{count}' for k in missing)} are missing")
+
+
+def merge_scores(shards: list[str | Path], out: str | Path | None = None, copy_heatmaps: bool = True) -> ScoreReport:
+    """Join shard run folders into a new run folder ``out`` (scores.csv, metrics.json, curves, heat maps)."""
+    if not shards:
+        raise DataError("merge: give the run folders of the shards")
+    check_new_dir(out)
+    folders = [Path(s) for s in shards]
+    read = [(f, *_read_shard(f)) for f in folders]
+    _check_complete([(f, rec) for f, rec, _ in read])
+    good: list[tuple[int, list[str]]] = []
+    bad: list[tuple[int, list[str]]] = []
+    local_to_row: dict[tuple[int, int], int] = {}  # (shard, local readable index) -> position
+    for k, (_, rec, rows) in enumerate(read):
+        n_good = 0
+        for pos, row in zip(rec["positions"], rows):
+            if row[6]:
+                bad.append((pos, row))
+            else:
+                local_to_row[(k, n_good)] = pos
+                good.append((pos, row))
+                n_good += 1
+    good.sort(key=lambda r: r[0])
+    bad.sort(key=lambda r: r[0])
+    merged_index = {pos: i for i, (pos, _) in enumerate(good)}
+    run = new_run_dir(out, prefix="score")
+    with atomic_path(run / "scores.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_HEADER)
+        w.writerows(row for _, row in good + bad)
+    first = read[0][1]
+    scores = np.array([float(r[1]) for _, r in good])
+    flags = np.array([r[3] == "1" for _, r in good], dtype=bool)
+    labels = np.array([int(r[4]) for _, r in good]) if first["labelled"] else None
+    pixel = None
+    if all(rec["with_masks"] for _, rec, _ in read):
+        sums = [f / SHARD_PIXELS for f, _, _ in read]
+        ok = all(rec["all_anomalous_masked"] for _, rec, _ in read) and any(rec["any_masked"] for _, rec, _ in read)
+        if ok and all(p.is_file() for p in sums):
+            acc = PixelMetrics.load(sums[0])
+            for p in sums[1:]:
+                acc.merge(PixelMetrics.load(p))
+            pixel = acc.result()
+    metrics = compute_metrics(labels, scores, first["threshold"], pixel, first.get("pixel_threshold"))
+    if metrics:
+        metrics.update(model=first["model"], data=first["data"], threshold_rule=first.get("threshold_rule"))
+        write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
+        if both_classes(labels):
+            save_curves(run, labels, scores, first["threshold"])  # type: ignore[arg-type]
+    n_maps = _copy_heatmaps(folders, run / "heatmaps", local_to_row, merged_index) if copy_heatmaps else 0
+    return ScoreReport(out=run, n_images=len(good), n_flagged=int(flags.sum()), n_errors=len(bad),
+                       threshold=first["threshold"], metrics=metrics, heatmaps=n_maps,
+                       flagged_paths=[r[0] for _, r in good if r[3] == "1"])
+
+
+def _copy_heatmaps(folders: list[Path], dest: Path, local_to_row: dict[tuple[int, int], int],
+                   merged_index: dict[int, int]) -> int:
+    """Copy every shard's heat maps; a name numbered by the shard's row is renumbered to the
+    joined order, so the names equal one process's."""
+    n = 0
+    for k, folder in enumerate(folders):
+        src = folder / "heatmaps"
+        if not src.is_dir():
+            continue
+        for f in sorted(p for p in src.rglob("*") if p.is_file()):
+            rel = f.relative_to(src)
+            m = _INDEXED.match(rel.name)
+            if m and (k, int(m.group(1))) in local_to_row:
+                rel = rel.with_name(f"{merged_index[local_to_row[(k, int(m.group(1)))]]:05d}_{m.group(2)}")
+            target = dest / rel
+            if target.exists():
+                raise DataError(f"{f}: heat map {rel} comes from two shards")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(f, tmp)
+            n += 1
+    return n
