@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +45,8 @@ def setup_logging(verbose: bool = False) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if os.environ.get("RANK", "0") not in ("", "0"):  # torchrun: rank 0 tells the story, the others warn
+        logger.setLevel(logging.WARNING)
     logger.propagate = False
 
 

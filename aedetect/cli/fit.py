@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -77,6 +78,8 @@ def fit(
     output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
                      tensorboard=tensorboard_dir if tensorboard else None, run_name=run_name,
                      model_name=preset or (recipe.stem if recipe else None))
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return  # torchrun: rank 0 prints the result
     r = output.result
     skipped = len(output.data.skipped)
     console.print(

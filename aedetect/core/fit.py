@@ -6,19 +6,25 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
 
 from aedetect.core.modelfile import load_training_state, save_model
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
-from aedetect.errors import AedetectError, DataError
+from aedetect.core import distributed
+from aedetect.errors import AedetectError, ConfigError, DataError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.heads import get_head
-from aedetect.core.train import FitResult, Trainer, is_main_process
+from aedetect.core.train import FitResult, Trainer, resolve_device
 
 log = logging.getLogger("aedetect")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,26 +68,58 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
     metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
     to ROOT/<model_name>/<run_name>/ (see aedetect.core.tensorboard).
     """
-    if resume is None:
-        check_new_dir(out)  # refuse a used --out before spending time on loading
-    with flush_denormals():  # training, calibration and test metrics: see aedetect.core.fastmath
-        return _fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
+    # Under torchrun every rank runs this; rank 0 alone writes (aedetect.core.distributed).
+    with flush_denormals(), distributed.session(resolve_device(cfg.train.device)) as dist:
+        if resume is None:
+            on_main(dist, lambda: check_new_dir(out))  # refuse a used --out before spending time on loading
+        return _fit(data, cfg, out, dist, normal_class=normal_class, data_root=data_root, resume=resume,
                     tensorboard=tensorboard, run_name=run_name, model_name=model_name)
 
 
-def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_class: int | None,
-         data_root: str | None, resume: str | Path | None, tensorboard: str | Path | None,
-         run_name: str | None, model_name: str | None) -> FitOutput:
+def on_main(dist: distributed.Dist, fn: Callable[[], T]) -> T:
+    """``fn()`` on rank 0 only; its result, or its error as one line, reaches every rank."""
+    if not dist.active:
+        return fn()
+    result, err = None, None
+    if dist.main:
+        try:
+            result = fn()
+        except BaseException as e:
+            err = e
+    result, msg = dist.broadcast((result, None if err is None else str(err)))
+    if err is not None:
+        raise err
+    if msg is not None:
+        raise AedetectError(f"rank 0: {msg}")
+    return result  # type: ignore[return-value]
+
+
+def _check_launch(dist: distributed.Dist, train: ImageSet, cfg: Config) -> None:
+    """A torchrun launch the data cannot feed: every rank reaches the same verdict."""
+    if not dist.active:
+        return
+    if len(train) < dist.world:
+        raise DataError(f"{len(train)} training images cannot feed {dist.world} ranks: launch fewer processes")
+    if cfg.train.batch_size < dist.world:
+        raise ConfigError(f"train.batch_size: {cfg.train.batch_size} is the batch of all ranks together; "
+                          f"it must be at least the world size {dist.world}")
+
+
+def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distributed.Dist, *,
+         normal_class: int | None, data_root: str | None, resume: str | Path | None,
+         tensorboard: str | Path | None, run_name: str | None, model_name: str | None) -> FitOutput:
     head = get_head(cfg.task)
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
-    run_dir = Path(resume) if resume is not None else new_run_dir(out)
+    run_dir = Path(resume) if resume is not None else on_main(dist, lambda: new_run_dir(out))
     train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
     # A head may hold out its own calibration images (unseen by training and early stopping).
     train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
+    torch.manual_seed(cfg.train.seed)  # the initial weights follow the seed (every rank the same)
     model = ConvAutoencoder(cfg.model)
     corrupt = head.corruption(cfg)
+    _check_launch(dist, train_set, cfg)
     tb = None
-    if tensorboard is not None:
+    if tensorboard is not None and dist.main:
         from aedetect.core.tensorboard import TensorBoardLogger
 
         tb = TensorBoardLogger.for_run(tensorboard, cfg, val_set, run_dir, run_name=run_name,
@@ -93,6 +131,21 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
     result = trainer.fit(train_set, val_set)
     if tb is not None:
         tb.finish(result.model, result.best_epoch)
+    model_path = run_dir / "model.safetensors"
+    if not dist.main:  # the model is the same on every rank: rank 0 calibrates and writes
+        dist.barrier()
+        return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)
+    try:
+        return _finish(head, result, trainer, images, train_set, val_set, calib_set, cfg, data, run_dir,
+                       normal_class=normal_class, data_root=data_root)
+    finally:
+        dist.barrier()
+
+
+def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, train_set: ImageSet,
+            val_set: ImageSet, calib_set: ImageSet, cfg: Config, data: str | ImageSet, run_dir: Path, *,
+            normal_class: int | None, data_root: str | None) -> FitOutput:
+    """Calibrate the head and write the model files, summary and metrics (rank 0)."""
     calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
     source = data if isinstance(data, str) else "ImageSet"
     training: dict[str, Any] = {
@@ -102,18 +155,17 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
         "skipped_files": len(images.skipped),
     }
     model_path = run_dir / "model.safetensors"
-    if is_main_process():
-        save_model(model_path, result.model, cfg, training=training, calibration=calibration)
-        last = ConvAutoencoder(cfg.model)
-        last.load_state_dict(result.extra["last_state"])
-        save_model(run_dir / "last.safetensors", last, cfg, training={**training, "epoch": len(result.history)},
-                   calibration=calibration)
-        write_text_atomic(run_dir / "summary.json", json.dumps(
-            {"training": training, "calibration": calibration,
-             "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
-        from aedetect.core.runmetrics import write_run_metrics
+    save_model(model_path, result.model, cfg, training=training, calibration=calibration)
+    last = ConvAutoencoder(cfg.model)
+    last.load_state_dict(result.extra["last_state"])
+    save_model(run_dir / "last.safetensors", last, cfg, training={**training, "epoch": len(result.history)},
+               calibration=calibration)
+    write_text_atomic(run_dir / "summary.json", json.dumps(
+        {"training": training, "calibration": calibration,
+         "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
+    from aedetect.core.runmetrics import write_run_metrics
 
-        write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,
-                          best_val_loss=result.best_val_loss, corrupt=trainer.corrupt, normal_class=normal_class,
-                          data_root=data_root, custom_data=head.builds_own_data)
+    write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,
+                      best_val_loss=result.best_val_loss, corrupt=trainer.corrupt, normal_class=normal_class,
+                      data_root=data_root, custom_data=head.builds_own_data)
     return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)

@@ -5,8 +5,9 @@ DataLoader workers, no PIL, no per-sample transforms. On CUDA it uses mixed prec
 (bf16 where supported, else fp16 with a GradScaler) and channels_last; on the CPU,
 channels_last and denormals flushed on every thread (aedetect.core.fastmath). Validation loss every
 epoch; the best epoch is restored at the end; early stopping with patience; a checkpoint
-each epoch so ``--resume`` continues an interrupted run. Only rank 0 writes files, so a
-torchrun / DDP launch can slot in later.
+each epoch so ``--resume`` continues an interrupted run. Under torchrun the model is wrapped
+in DistributedDataParallel and each step's batch is dealt to the ranks (aedetect.core.distributed);
+only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aedetect.core import distributed
 from aedetect.core.modelfile import TrainingState, load_training_state, save_training_state
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, float_to_unit
@@ -137,6 +139,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.memory_format = preferred_memory_format(cfg.model.arch, self.device, cfg.train.channels_last)
         self.model.to(memory_format=self.memory_format)
+        self.dist = distributed.current()
+        # What a training step runs: the model, or its DDP wrapper, which averages gradients
+        # over the ranks (evaluation and pictures use the bare model: no collectives there).
+        self.train_model: nn.Module = self.model
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[torch.cuda.current_device()] if cuda else None)
         self.optimizer = make_optimizer(self.model, cfg)
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 1
@@ -144,6 +155,12 @@ class Trainer:
         self.best_epoch = 0
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.generator = seed_everything(cfg.train.seed)
+        # The shuffled order: one generator in one process (as before DDP existed); under DDP
+        # the order must be the same on every rank and the corruption differ between ranks.
+        self.order_generator = self.generator
+        if self.dist.active:
+            self.order_generator = torch.Generator().manual_seed(cfg.train.seed)
+            self.generator.manual_seed(cfg.train.seed + 1_000_003 * (self.dist.rank + 1))
 
     # ---- batches ------------------------------------------------------------------------
     def _batch(self, data: ImageSet, idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -152,26 +169,31 @@ class Trainer:
         inp = self.corrupt(target, self.generator) if self.corrupt is not None else target
         return inp, target
 
-    def _forward(self, inp: Tensor) -> Tensor:
+    def _forward(self, inp: Tensor, model: nn.Module | None = None) -> Tensor:
+        model = self.model if model is None else model
         if self.amp_dtype is not None:
             with torch.autocast("cuda", dtype=self.amp_dtype):
-                return self.model(inp)
-        return self.model(inp)
+                return model(inp)
+        return model(inp)
 
     @torch.no_grad()
     def evaluate(self, data: ImageSet) -> float:
-        """Mean loss over a set, in eval mode, with a fixed corruption seed."""
+        """Mean loss over a set, in eval mode, with a fixed corruption seed; under DDP each rank
+        takes every world-th image and the sums are added over the ranks."""
         self.model.eval()
         saved = self.generator.get_state()
         self.generator.manual_seed(self.cfg.train.seed + 1)
         total, n = 0.0, 0
         bs = self.cfg.train.batch_size * 2
         for s in range(0, len(data), bs):
-            idx = torch.arange(s, min(s + bs, len(data)))
+            idx = torch.arange(s, min(s + bs, len(data)))[self.dist.rank::self.dist.world]
+            if not len(idx):
+                continue
             inp, target = self._batch(data, idx)
             total += float(self.loss_fn(self._forward(inp), target)) * len(idx)
             n += len(idx)
         self.generator.set_state(saved)
+        total, n = self.dist.sum(total, n)
         return total / max(n, 1)
 
     # ---- resume -------------------------------------------------------------------------
@@ -185,6 +207,9 @@ class Trainer:
         self.best_epoch = st.info.get("best_epoch", 0)
         self.start_epoch = st.info.get("epoch", 0) + 1
         self.generator.manual_seed(self.cfg.train.seed + self.start_epoch)
+        if self.dist.active:
+            self.order_generator.manual_seed(self.cfg.train.seed + self.start_epoch)
+            self.generator.manual_seed(self.cfg.train.seed + self.start_epoch + 1_000_003 * (self.dist.rank + 1))
 
     def _save_state(self, epoch: int) -> None:
         if self.run_dir is None or not is_main_process():
@@ -211,16 +236,17 @@ class Trainer:
         stopped = False
         for epoch in range(self.start_epoch, t.epochs + 1):
             self.model.train()
-            perm = torch.randperm(n, generator=self.generator)
+            perm = torch.randperm(n, generator=self.order_generator)
             e0 = time.perf_counter()
             # The running loss stays on the device: reading it back every step would make the
             # GPU wait for the CPU each step. It is read (and checked) every 10 steps.
             running = torch.zeros((), device=self.device)
-            with progress_bar(f"epoch {epoch}/{t.epochs}", total=steps) as bar:
+            with progress_bar(f"epoch {epoch}/{t.epochs}", total=steps,
+                              hide_below=0 if self.dist.main else steps + 1) as bar:
                 for s in range(steps):
-                    idx = perm[s * t.batch_size:(s + 1) * t.batch_size]
+                    idx = self.dist.part(perm[s * t.batch_size:(s + 1) * t.batch_size])
                     inp, target = self._batch(train, idx)
-                    out = self._forward(inp)
+                    out = self._forward(inp, self.train_model)
                     loss = self.loss_fn(out, target)
                     self.optimizer.zero_grad(set_to_none=True)
                     self.scaler.scale(loss).backward()
@@ -236,9 +262,10 @@ class Trainer:
                         if not math.isfinite(value):
                             raise FloatingPointError(f"loss became {value} at epoch {epoch}; "
                                                      "lower the learning rate (--lr)")
-                        rate = (s * t.batch_size + len(idx)) / max(time.perf_counter() - e0, 1e-9)
+                        rate = (s * t.batch_size + len(idx) * self.dist.world) / max(time.perf_counter() - e0, 1e-9)
                         bar.update(info=f"loss {value:.5f}  {rate:,.0f} img/s")
             train_seconds = time.perf_counter() - e0
+            (train_sum,) = self.dist.sum(float(running))
             val_loss = self.evaluate(val)
             improved = val_loss < self.best_val
             if improved:
@@ -247,7 +274,7 @@ class Trainer:
                 patience_left = t.patience
             else:
                 patience_left -= 1
-            row = {"epoch": epoch, "train_loss": float(running) / n, "val_loss": val_loss,
+            row = {"epoch": epoch, "train_loss": train_sum / n, "val_loss": val_loss,
                    "best": int(improved), "seconds": round(train_seconds, 3),
                    "images_per_s": round(n / max(train_seconds, 1e-9), 1),
                    "lr": self.optimizer.param_groups[0]["lr"]}
@@ -263,6 +290,7 @@ class Trainer:
                 stopped = True
                 break
         seconds = time.perf_counter() - t0
+        (images_seen,) = self.dist.sum(images_seen)
         last_state = copy.deepcopy(self.model.state_dict())
         self.model.load_state_dict(self.best_state)
         self.model.eval()
