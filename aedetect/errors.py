@@ -15,3 +15,7 @@ class DataError(AedetectError, ValueError):
 
 class ModelFileError(AedetectError, ValueError):
     """A model file that is missing, truncated, tampered with, or of an unknown format."""
+
+
+class TrainingError(AedetectError, RuntimeError):
+    """Training that cannot give a useful model (diverged, or collapsed to a constant output)."""

@@ -11,6 +11,8 @@ the output cropped back, unless a dense layer fixes the size, which ``input_size
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -226,6 +228,30 @@ class ConvAutoencoder(nn.Module):
         if self.config.arch == "mlp":
             return [self.mlp_decoder]
         return [self.from_latent, self.decoder, self.head]
+
+    def output_layer(self) -> nn.Module:
+        """The last convolution (or linear layer) of the decoder: what makes the output."""
+        layers = [m for part in self.decoder_modules() for m in part.modules()
+                  if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+        return layers[-1]
+
+    @torch.no_grad()
+    def init_output_bias(self, mean: float) -> None:
+        """Start the output at the data's mean value (in model space) instead of the output
+        activation's midpoint. For images that are mostly 0 (MNIST-like strokes on black), a
+        sigmoid output starting at 0.5 is pushed so hard towards 0 in the first steps that it
+        saturates everywhere and training stalls at a black image; from the mean it does not."""
+        act = self.config.output_activation
+        if act == "sigmoid":
+            m = min(max(mean, 1e-3), 1 - 1e-3)
+            value = math.log(m / (1 - m))
+        elif act == "tanh":
+            value = math.atanh(min(max(mean, -0.999), 0.999))
+        else:
+            value = mean
+        layer = self.output_layer()
+        if layer.bias is not None:
+            layer.bias.fill_(value)
 
     def parameter_counts(self) -> dict[str, int]:
         """Total, encoder (incl. the code layer) and decoder parameter counts."""

@@ -15,12 +15,12 @@ from aedetect.core.modelfile import load_training_state, save_model
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
 from aedetect.core import distributed
-from aedetect.errors import AedetectError, ConfigError, DataError
+from aedetect.errors import AedetectError, ConfigError, DataError, TrainingError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.heads import get_head
-from aedetect.core.train import FitResult, Trainer, resolve_device
+from aedetect.core.train import FitResult, OutputCollapsed, Trainer, resolve_device
 
 log = logging.getLogger("aedetect")
 
@@ -114,8 +114,6 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
     # A head may hold out its own calibration images (unseen by training and early stopping).
     train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
-    torch.manual_seed(cfg.train.seed)  # the initial weights follow the seed (every rank the same)
-    model = ConvAutoencoder(cfg.model)
     corrupt = head.corruption(cfg)
     _check_launch(dist, train_set, cfg)
     tb = None
@@ -124,11 +122,31 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
 
         tb = TensorBoardLogger.for_run(tensorboard, cfg, val_set, run_dir, run_name=run_name,
                                        model_name=model_name, corrupt=corrupt)
-    trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
+
+    def new_trainer(output_mean: float | None = None) -> Trainer:
+        torch.manual_seed(cfg.train.seed)  # the initial weights follow the seed (every rank the same)
+        model = ConvAutoencoder(cfg.model)
+        if output_mean is not None:
+            model.init_output_bias(output_mean)
+        return Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
+
+    trainer = new_trainer()
     if resume is not None:
         trainer.load_state(run_dir / "checkpoint.safetensors")
         log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
-    result = trainer.fit(train_set, val_set)
+    try:
+        result = trainer.fit(train_set, val_set)
+    except OutputCollapsed as e:
+        # Recover once: the same seed, the output started at the images' mean (see
+        # ConvAutoencoder.init_output_bias), so a sigmoid cannot saturate at black first.
+        mean = float(train_set.to_float(train_set.images[:4096], cfg.data.scaling).mean())
+        log.warning("%s; restarting from epoch 1 with the output started at the images' mean (%.3g)", e, mean)
+        trainer = new_trainer(mean)
+        try:
+            result = trainer.fit(train_set, val_set)
+        except OutputCollapsed as again:
+            raise TrainingError(f"{again} again after a restart; no model written: lower the learning rate "
+                                "(--lr) or try --set model.output_activation=none") from None
     if tb is not None:
         tb.finish(result.model, result.best_epoch)
     model_path = run_dir / "model.safetensors"

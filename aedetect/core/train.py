@@ -34,6 +34,7 @@ from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.core.fastmath import flush_denormals, preferred_memory_format
 from aedetect.util.fsutil import write_text_atomic
 from aedetect.core.losses import make_loss
+from aedetect.errors import TrainingError
 from aedetect.util.progress import progress_bar
 
 log = logging.getLogger("aedetect")
@@ -42,6 +43,14 @@ Corrupt = Callable[[Tensor, torch.Generator], Tensor]
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], None]
 # (global step, training loss of that step): per-step logging such as TensorBoard scalars.
 StepCallback = Callable[[int, float], None]
+
+
+class OutputCollapsed(TrainingError):
+    """The model outputs the same image whatever its input (see :meth:`Trainer.output_spread`)."""
+
+
+# Collapsed: the outputs vary across images by less than this fraction of the targets' spread.
+COLLAPSE_RATIO = 0.01
 
 
 def resolve_device(name: str) -> torch.device:
@@ -196,6 +205,26 @@ class Trainer:
         total, n = self.dist.sum(total, n)
         return total / max(n, 1)
 
+    @torch.no_grad()
+    def output_spread(self, data: ImageSet) -> tuple[float, float]:
+        """(spread of the outputs, spread of the inputs) across up to 64 images: the standard
+        deviation over the images at each pixel, averaged over the pixels. A model that gives
+        every input the same output (a black image, the mean image) has an output spread near 0.
+        Uncorrupted inputs and no random numbers drawn, so a healthy run is not changed by it."""
+        self.model.eval()
+        x = data.images[:64].to(self.device)
+        target = data.to_float(x, self.cfg.data.scaling).contiguous(memory_format=self.memory_format)
+        out = self._forward(target).float()
+        return float(out.std(0).mean()), float(target.float().std(0).mean())
+
+    def _check_collapse(self, epoch: int, val: ImageSet) -> None:
+        if self.corrupt is not None or len(val) < 2:  # denoisers predict noise: the check does not apply
+            return
+        out, inp = self.output_spread(val)
+        if inp > 1e-3 and out < COLLAPSE_RATIO * inp:
+            raise OutputCollapsed(f"training collapsed at epoch {epoch}: the model gives every image the same "
+                                  f"output (spread {out:.2g} against the images' {inp:.2g})")
+
     # ---- resume -------------------------------------------------------------------------
     def load_state(self, path: str | Path) -> None:
         st = load_training_state(path)
@@ -267,6 +296,7 @@ class Trainer:
             train_seconds = time.perf_counter() - e0
             (train_sum,) = self.dist.sum(float(running))
             val_loss = self.evaluate(val)
+            self._check_collapse(epoch, val)
             improved = val_loss < self.best_val
             if improved:
                 self.best_val, self.best_epoch = val_loss, epoch
