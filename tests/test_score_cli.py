@@ -103,3 +103,18 @@ def test_folder_pair_and_dataset_name(model_file: Path, digits, tmp_path: Path) 
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "o2" / "metrics.json").read_text())
     assert m["n_images"] == 1797 and m["image_auroc"] > 0.9
+
+
+def test_conversions_to_fit_the_model_are_one_warning(model_file: Path, digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A gray 8x8 model given colour 16x16 images: every image is converted; one line says so."""
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    for i in range(6):
+        a = _digit(digits, 150 + i, rgb=i < 4)
+        save_png(folder / f"img{i}.png", np.asarray(Image.fromarray(a).resize((16, 16), Image.NEAREST)))
+    r = runner.invoke(app, ["score", str(model_file), str(folder), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert text.count("converted to fit the model") == 1
+    assert "4 from 3 channel(s) to 1" in text and "6 from 16x16 resize to 8x8" in text

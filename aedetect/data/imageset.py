@@ -139,10 +139,38 @@ def fit_size(x: Tensor, size: tuple[int, int] | None, policy: str) -> Tensor:
     return y.round_().clamp_(0, info_max).to(dtype)
 
 
-def stack_images(arrays: list[np.ndarray], cfg: DataConfig) -> tuple[Tensor, float, tuple[int, int]]:
+class Conversions:
+    """What :func:`stack_images` changed so that images fit a model, counted per kind, for one
+    warning line per run (a gray model scoring colour photos, or 28-pixel images scored by a
+    64-pixel model, converts every image and may flag them all: the user should hear of it)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def note(self, a: np.ndarray, cfg: DataConfig, size: tuple[int, int]) -> None:
+        if a.shape[2] != cfg.channels:
+            self._add(f"{a.shape[2]} channel(s) to {cfg.channels}")
+        if tuple(a.shape[:2]) != tuple(size):
+            self._add(f"{a.shape[0]}x{a.shape[1]} {cfg.resize.replace('_', ' ')} to {size[0]}x{size[1]}")
+
+    def _add(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def summary(self, what: str) -> str | None:
+        """``what``: images converted ...; None when nothing was."""
+        if not self.counts:
+            return None
+        top = sorted(self.counts.items(), key=lambda kv: -kv[1])
+        parts = [f"{n} from {k}" for k, n in top[:4]] + ([f"{len(top) - 4} other kinds"] if len(top) > 4 else [])
+        return f"{what}: converted to fit the model: " + "; ".join(parts)
+
+
+def stack_images(arrays: list[np.ndarray], cfg: DataConfig,
+                 conversions: Conversions | None = None) -> tuple[Tensor, float, tuple[int, int]]:
     """Convert decoded arrays to one (N, C, H, W) tensor by the channel and size policies.
 
     Without ``cfg.size`` the most common size wins and the rest follow the size policy.
+    ``conversions``: counts what had to be changed (channels, size).
     """
     if not arrays:
         raise ValueError("no images")
@@ -150,6 +178,8 @@ def stack_images(arrays: list[np.ndarray], cfg: DataConfig) -> tuple[Tensor, flo
     size = tuple(cfg.size) if cfg.size else _most_common_size(arrays)
     out = torch.empty((len(arrays), cfg.channels, *size), dtype=torch.int32 if sixteen else torch.uint8)
     for i, a in enumerate(arrays):
+        if conversions is not None:
+            conversions.note(a, cfg, size)  # type: ignore[arg-type]
         out[i] = fit_size(to_chw(a, cfg.channels, sixteen), size, cfg.resize).to(out.dtype)  # type: ignore[arg-type]
     return out, (65535.0 if sixteen else 255.0), size  # type: ignore[return-value]
 

@@ -30,7 +30,7 @@ import torch
 
 from aedetect.data.settings import DataConfig
 from aedetect.data.shard import Shard
-from aedetect.data.imageset import ImageSet, stack_images
+from aedetect.data.imageset import Conversions, ImageSet, stack_images
 from aedetect.data.io import ImageReadError, read_image
 from aedetect.data.sources import (TORCHVISION_DATASETS, decode_usable, find_images, is_mvtec, load_digits,
                                    load_files, load_torchvision, no_files_error, none_readable_error)
@@ -249,6 +249,7 @@ class FileStream(ScoringStream):
         self.entries, self.cfg, self.what, self.labelled = entries, cfg, what, labelled
         self.n_files = len(entries)
         self.with_masks = labelled and any(e[3] is not None for e in entries)
+        self.conversions = Conversions()  # told once, at the end of the stream
         self.all_anomalous_masked = True  # every readable anomalous image has a readable mask
         self.any_masked = False  # some readable image has a mask file
 
@@ -295,12 +296,15 @@ class FileStream(ScoringStream):
                     skipped = []
         if n_good == 0:
             raise none_readable_error(self.what, self.n_files, first_bad or ("?", "unreadable"))
+        note = self.conversions.summary(self.what)
+        if note:
+            log.warning("%s", note)
 
     def _assemble(self, good: list[tuple[tuple[Path, int, str, Path | None], np.ndarray]],
                   skipped: list[tuple[str, str]]) -> ImageSet:
         size = tuple(self.cfg.size)  # type: ignore[arg-type]
         if good:
-            images, max_value, _ = stack_images([arr for _, arr in good], self.cfg)
+            images, max_value, _ = stack_images([arr for _, arr in good], self.cfg, self.conversions)
         else:
             images, max_value = torch.empty((0, self.cfg.channels, *size), dtype=torch.uint8), 255.0
         entries = [e for e, _ in good]
