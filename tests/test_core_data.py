@@ -108,3 +108,27 @@ def test_split_is_deterministic(digits_uint8: tuple) -> None:
     assert len(b1) == round(0.2 * len(s)) and len(a1) + len(b1) == len(s)
     _, b3 = s.split(0.2, seed=6)
     assert not torch.equal(b1.images, b3.images)
+
+
+def test_default_size_follows_the_data_up_to_max_side(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: the default preset brought 28x28 images up to 128x128 (25 min an epoch on a
+    CPU). Now the size is the folder's most common one, scaled down to 256 on its longer side."""
+    import numpy as np
+    from PIL import Image
+
+    from aedetect.core.presets import build_config
+    from aedetect.data.imageset import capped_size
+    from aedetect.data.sources import load_folder
+
+    cfg = build_config()
+    assert cfg.data.size is None and cfg.data.max_side == 256
+    small = tmp_path / "small"
+    small.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(small / f"{i}.png")
+    assert tuple(load_folder(small, cfg.data).images.shape[-2:]) == (28, 28)
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(np.zeros((600, 400), np.uint8)).save(big / "a.png")
+    assert tuple(load_folder(big, cfg.data).images.shape[-2:]) == (256, 171)
+    assert capped_size((600, 400), 0) == (600, 400)

@@ -275,6 +275,7 @@ def validate(cfg: Config) -> None:
             f"data.channels: {d.channels} differs from model.in_channels {m.in_channels}")
     if d.size is not None and (len(d.size) != 2 or min(d.size) <= 0):
         raise ConfigError(f"data.size: expected [height, width] of positive integers, got {d.size}")
+    _check_positive("data.max_side", d.max_side, allow_zero=True)
     if m.input_size is not None and (len(m.input_size) != 2 or min(m.input_size) <= 0):
         raise ConfigError(f"model.input_size: expected [height, width], got {m.input_size}")
     needs_fixed = m.arch == "mlp" or m.bottleneck == "dense"

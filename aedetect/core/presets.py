@@ -14,10 +14,11 @@ from aedetect.core.config import Config, apply_overrides, load_recipe
 from aedetect.errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # General-purpose CAE for image folders: two convs per level, four levels, 8x8x128 code.
+    # General-purpose CAE for image folders: two convs per level, four levels (a 16x downsampled
+    # code). The size follows the data: the folder's most common size, at most 256 on a side.
     "default": {
         "model": {"widths": [32, 64, 128, 128], "convs_per_level": 2, "up": "nearest"},
-        "data": {"channels": 1, "size": [128, 128]},
+        "data": {"channels": 1},
     },
     # Keras blog "dogs" CAE: Conv 32/64/128 + MaxPool, Conv 128/16/3 + UpSampling, 224x224 RGB.
     # 93,248 encoder and 166,467 decoder parameters, as in the original Keras summary.

@@ -175,7 +175,7 @@ def stack_images(arrays: list[np.ndarray], cfg: DataConfig,
     if not arrays:
         raise ValueError("no images")
     sixteen = any(a.dtype == np.uint16 for a in arrays)
-    size = tuple(cfg.size) if cfg.size else _most_common_size(arrays)
+    size = tuple(cfg.size) if cfg.size else capped_size(_most_common_size(arrays), cfg.max_side)
     out = torch.empty((len(arrays), cfg.channels, *size), dtype=torch.int32 if sixteen else torch.uint8)
     for i, a in enumerate(arrays):
         if conversions is not None:
@@ -192,6 +192,15 @@ def to_chw(a: np.ndarray, channels: int, sixteen: bool) -> Tensor:
     if sixteen:
         a = a.astype(np.int32) * (257 if a.dtype == np.uint8 else 1)
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+
+
+def capped_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """``size`` scaled down, aspect kept, so that its longer side is at most ``max_side`` (0 = as is)."""
+    h, w = size
+    if max_side <= 0 or max(h, w) <= max_side:
+        return (h, w)
+    s = max_side / max(h, w)
+    return (max(1, round(h * s)), max(1, round(w * s)))
 
 
 def _most_common_size(arrays: list[np.ndarray]) -> tuple[int, int]:

@@ -17,3 +17,7 @@ class DataConfig:
     size: tuple[int, int] | None = None
     resize: str = "resize"
     scaling: str = "unit"
+    # Without ``size``: the most common size of the images, brought down (aspect kept) so
+    # that its longer side is at most this (0 = no limit); a 4000x3000 photo folder would
+    # otherwise make a model no CPU trains.
+    max_side: int = 256
