@@ -2,7 +2,8 @@
 
 The real case (issue 12): ``--preset small`` on a folder of 28x28 MNIST digits of one class;
 the sigmoid output, started at 0.5 over images that are mostly 0, saturated at black within
-the first epoch and the validation loss stayed at 0.10176 from epoch 2 on.
+the first epoch and the validation loss stayed at 0.10176 from epoch 2 on. A slow start
+(the same output for an epoch or two while the loss still falls) is not a collapse.
 """
 
 from __future__ import annotations
@@ -27,18 +28,18 @@ def sevens(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
 
     ds = MNIST(str(shared_data), train=True, download=False)
     folder = tmp_path_factory.mktemp("sevens")
-    for i in np.flatnonzero(ds.targets.numpy() == 7)[:600]:
+    for i in np.flatnonzero(ds.targets.numpy() == 7)[:1500]:
         save_png(folder / f"{i}.png", ds.data[i].numpy())
     return folder
 
 
 def test_collapsed_run_recovers_and_learns(sevens: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    cfg = build_config("small", overrides={"data": {"size": [28, 28]}, "train": {"epochs": 3, "device": "cpu"}})
+    cfg = build_config("small", overrides={"data": {"size": [28, 28]}, "train": {"epochs": 4, "device": "cpu"}})
     out = fit(str(sevens), cfg, tmp_path / "run")
     assert "training collapsed at epoch" in caplog.text  # the default start does collapse here
     losses = [r["val_loss"] for r in out.result.history]
-    # Collapsed, the loss sat at the all-black level (0.10); recovered, it falls (0.052 measured).
-    assert len(losses) == 3 and losses[-1] < 0.07 and losses[-1] < losses[0]
+    # Collapsed, the loss sat at the all-black level (0.10); recovered, it falls (0.029 measured).
+    assert len(losses) == 4 and losses[-1] < 0.06 and losses[-1] < losses[0]
     x = out.data.to_float(out.data.images[:16], "unit")
     with torch.no_grad():
         y = out.result.model(x)
@@ -63,7 +64,7 @@ def test_a_run_that_collapses_twice_stops_with_one_line(digit_folder: Path, tmp_
     monkeypatch.setattr(ConvAutoencoder, "__init__", init)
     monkeypatch.setattr(ConvAutoencoder, "init_output_bias", lambda self, mean: dead_output(self))
     cfg = build_config("small", overrides={"data": {"size": [16, 16]}, "train": {"epochs": 2, "device": "cpu"}})
-    with pytest.raises(TrainingError, match=r"^training collapsed at epoch 1: .* again after a restart; no model written"):
+    with pytest.raises(TrainingError, match=r"^training collapsed at epoch \d: .* stopped falling .* again after a restart; no model written"):
         fit(str(digit_folder), cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
@@ -77,3 +78,16 @@ def test_output_bias_starts_at_the_mean() -> None:
         layer.weight.zero_()
         y = model(torch.rand(2, 1, 16, 16))
     assert torch.allclose(y, torch.full_like(y, 0.12), atol=1e-6)
+
+
+def test_a_slow_start_is_not_taken_for_a_collapse(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """8x8 digits with recipes/digits-quick.toml output nearly one image in epoch 1 (spread
+    0.0007 against 0.12) while the loss falls (0.153, 0.142, 0.136): no restart."""
+    from aedetect.core.presets import build_config as build
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "digits-quick.toml"
+    cfg = build(recipe=recipe, overrides={"train": {"epochs": 3, "device": "cpu"}})
+    out = fit("digits", cfg, tmp_path / "run", normal_class=0)
+    assert "collapsed" not in caplog.text
+    losses = [r["val_loss"] for r in out.result.history]
+    assert len(losses) == 3 and losses[2] < losses[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,8 +35,8 @@ def progress_bar(desc: str, total: int | None, hide_below: int = 0, info: str = 
 
     ``hide_below``: totals smaller than this finish in a blink and get no bar.
     """
-    if total is not None and total < hide_below:
-        yield Bar(None, None)
+    if (total is not None and total < hide_below) or os.environ.get("RANK", "0") not in ("", "0"):
+        yield Bar(None, None)  # a blink of work, or a torchrun rank other than 0 (rank 0 shows it)
         return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
