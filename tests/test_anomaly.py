@@ -124,3 +124,26 @@ def test_synthetic_defects_have_exact_masks() -> None:
     test = defect_test_set("brick", 64, 64, rows=(0.75, 1.0), seed=0)
     assert test.labels is not None and test.masks is not None
     assert int(test.labels.sum()) == int((test.masks.flatten(1).amax(1) > 0).sum())
+
+
+def test_fpr_interval_says_what_a_small_calibration_set_can_promise() -> None:
+    """82 normal images and a 1 % target: the threshold is the highest score, and the rate on
+    new normal images lies in Beta(1, 82)'s 90 % interval, 0.06 % to 3.6 % (issue 12: the demo
+    flagged 8.2 % of new normal crops at a 1 % target)."""
+    import numpy as np
+    from scipy.stats import beta
+
+    from aedetect.anomaly.threshold import fpr_interval, reliability_line, set_threshold
+
+    lo, hi = fpr_interval(82, 0)
+    assert lo == pytest.approx(1 - 0.95 ** (1 / 82)) and hi == pytest.approx(1 - 0.05 ** (1 / 82))
+    assert 0.0005 < lo < 0.0007 and 0.035 < hi < 0.037
+    assert fpr_interval(5000, 50) == pytest.approx((beta.ppf(0.05, 51, 4950), beta.ppf(0.95, 51, 4950)))
+    assert fpr_interval(10, 10) == (0.0, 1.0)
+    # Checked against simulation: thresholds from 82 normal scores, the share of fresh normals above.
+    rng = np.random.default_rng(0)
+    rates = [float((rng.normal(size=20000) > rng.normal(size=82).max()).mean()) for _ in range(400)]
+    assert 0.85 < np.mean([(lo <= r <= hi) for r in rates]) < 0.95
+    cal: dict = {"calib_images": 82, "target_fpr": 0.01}
+    set_threshold(cal, 2.5, "fpr", rng.normal(size=82))
+    assert cal["fpr_interval_90"][1] > cal["fpr_interval_90"][0] and "90 % interval from 82" in reliability_line(cal)
