@@ -133,7 +133,8 @@ def test_fpr_interval_says_what_a_small_calibration_set_can_promise() -> None:
     import numpy as np
     from scipy.stats import beta
 
-    from aedetect.anomaly.threshold import fpr_interval, reliability_line, set_threshold
+    from aedetect.anomaly.reliability import fpr_interval, reliability_line
+    from aedetect.anomaly.threshold import set_threshold
 
     lo, hi = fpr_interval(82, 0)
     assert lo == pytest.approx(1 - 0.95 ** (1 / 82)) and hi == pytest.approx(1 - 0.05 ** (1 / 82))

@@ -118,3 +118,7 @@ def test_conversions_to_fit_the_model_are_one_warning(model_file: Path, digits, 
     text = " ".join(r.output.split())
     assert text.count("converted to fit the model") == 1
     assert "4 from 3 channel(s) to 1" in text and "6 from 16x16 resize to 8x8" in text
+    # ... and how far the flag can be trusted, from the model's calibration (16 normal images)
+    assert "false-positive rate on new normal images:" in text and "interval from 16 calibration images" in text
+    r = runner.invoke(app, ["info", str(model_file)])
+    assert r.exit_code == 0 and "interval from 16 calibration images" in " ".join(r.output.split())

@@ -33,6 +33,7 @@ from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import DataError
 from aedetect.util.fsutil import atomic_path, check_new_dir, new_run_dir, write_text_atomic
 from aedetect.anomaly.metrics import PixelMetrics, both_classes, image_metrics
+from aedetect.anomaly.reliability import reliability_line
 from aedetect.core.plots import upscale_factor
 from aedetect.util.progress import progress_bar
 
@@ -51,6 +52,7 @@ class ScoreReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     heatmaps: int = 0
     flagged_paths: list[str] = field(default_factory=list)
+    reliability: str | None = None  # how far the threshold's false-positive rate can be trusted
 
 
 CSV_HEADER = ["path", "score", "normalized_score", "flag", "label", "kind", "error"]
@@ -265,4 +267,5 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
                            pixel_threshold=det.pixel_threshold_, threshold_rule=det.calibration_.get("threshold_rule"))
     return ScoreReport(out=run, n_images=len(paths), n_flagged=n_flagged,
                        n_errors=len(skipped), threshold=det.threshold_, metrics=metrics,
-                       heatmaps=n_maps, flagged_paths=[paths[i] for i in np.flatnonzero(all_flags)])
+                       heatmaps=n_maps, flagged_paths=[paths[i] for i in np.flatnonzero(all_flags)],
+                       reliability=reliability_line(det.calibration_))

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from aedetect.anomaly.latent import decode_bank, encode_bank, knn_distance
 from aedetect.anomaly.maps import RawScores
+from aedetect.anomaly.reliability import fpr_interval
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.errors import ConfigError
 
@@ -66,33 +67,6 @@ def set_threshold(calibration: dict[str, Any], threshold: float, rule: str, norm
     calibration.update(threshold=float(threshold), threshold_rule=rule, spread=float(spread),
                        normal_median=med, calib_fpr=above / max(len(normal_scores), 1),
                        fpr_interval_90=list(fpr_interval(len(normal_scores), above)))
-
-
-def fpr_interval(n: int, above: int, confidence: float = 0.9) -> tuple[float, float]:
-    """Where the false-positive rate on *new* normal images lies, with ``confidence``, for a
-    threshold with ``above`` of ``n`` normal calibration scores over it.
-
-    The threshold is an order statistic of the calibration scores, so the share of the normal
-    population above it is Beta(above + 1, n - above) distributed, whatever the score's
-    distribution. With 82 images and a 1 % target the threshold is the highest score and the
-    rate lies between 0.06 % and 3.6 %: the calibration set cannot promise 1 %, and this says so.
-    """
-    from scipy.stats import beta
-
-    if n < 1 or above >= n:
-        return (0.0, 1.0)
-    tail = (1 - confidence) / 2
-    return (float(beta.ppf(tail, above + 1, n - above)), float(beta.ppf(1 - tail, above + 1, n - above)))
-
-
-def reliability_line(calibration: dict[str, Any]) -> str | None:
-    """One line on how far the flag's false-positive rate can be trusted, or None (old files)."""
-    iv = calibration.get("fpr_interval_90")
-    if not iv:
-        return None
-    n = calibration.get("calib_images", "?")
-    return (f"false-positive rate on new normal images: {100 * iv[0]:.2g}-{100 * iv[1]:.2g} % (90 % interval "
-            f"from {n} calibration images; target {100 * calibration.get('target_fpr', 0):.2g} %)")
 
 
 def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int,

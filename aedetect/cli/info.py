@@ -61,3 +61,8 @@ def info(
             # A bank is up to megabytes of base64: `--json --banks` has it, the table not.
             t.add_row(f"{section}.{k}", text if len(text) <= 160 else f"<{len(text):,} characters; see --json>")
     out.print(t)
+    from aedetect.anomaly.reliability import reliability_line
+
+    line = reliability_line(d.get("calibration") or {})
+    if line:
+        out.print(line, highlight=False)

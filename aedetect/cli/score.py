@@ -68,4 +68,6 @@ def print_report(rep: "ScoreReport") -> None:
             table.add_row(name, f"{rep.metrics[key]:.4f}")
     table.add_row("heat maps", str(rep.heatmaps))
     console.print(table)
+    if rep.reliability:
+        console.print(rep.reliability, highlight=False)
     typer.echo(str(rep.out / "scores.csv"))
