@@ -15,3 +15,7 @@ class DataError(AedetectError, ValueError):
 
 class ModelFileError(AedetectError, ValueError):
     """A model file that is missing, truncated, tampered with, or of an unknown format."""
+
+
+class ExportError(AedetectError, ValueError):
+    """A model that cannot be exported as asked (a map with no graph form, a missing extra)."""
