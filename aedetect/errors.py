@@ -19,3 +19,7 @@ class ModelFileError(AedetectError, ValueError):
 
 class TrainingError(AedetectError, RuntimeError):
     """Training that cannot give a useful model (diverged, or collapsed to a constant output)."""
+
+
+class ExportError(AedetectError, ValueError):
+    """A model that cannot be exported as asked (a map with no graph form, a missing extra)."""

@@ -16,5 +16,6 @@ from aedetect.cli import denoise as _denoise  # noqa: E402,F401
 from aedetect.cli import inspect as _inspect  # noqa: E402,F401
 from aedetect.cli import sweep as _sweep  # noqa: E402,F401
 from aedetect.cli import merge as _merge  # noqa: E402,F401
+from aedetect.cli import export as _export  # noqa: E402,F401
 
 __all__ = ["app", "main"]

@@ -21,6 +21,11 @@ from aedetect.core.config import ModelConfig
 from aedetect.errors import ConfigError
 
 
+def padded(n: int, multiple: int) -> int:
+    """The least multiple of ``multiple`` that is >= ``n`` (symbolic-size safe, see ``_pad``)."""
+    return (n + multiple - 1) // multiple * multiple
+
+
 def make_activation(name: str) -> nn.Module:
     """Map a config name to a module; 'none' is the identity."""
     return {
@@ -179,7 +184,7 @@ class ConvAutoencoder(nn.Module):
     def _padded_size(self) -> tuple[int, int]:
         s = self.config.total_stride
         h, w = self.config.input_size  # type: ignore[misc]
-        return (-(-h // s) * s, -(-w // s) * s)
+        return (padded(h, s), padded(w, s))
 
     def _build_bottleneck(self, c: ModelConfig, channels: int) -> None:
         self.to_latent: nn.Module = nn.Identity()
@@ -273,8 +278,12 @@ class ConvAutoencoder(nn.Module):
     def _pad(self, x: Tensor) -> Tensor:
         s = self.config.total_stride
         h, w = x.shape[-2:]
-        ph, pw = (-h) % s, (-w) % s
-        if ph or pw:
+        # While exporting (ONNX), H and W are symbols: the pad is always in the graph (of
+        # size 0 for a multiple of the stride), as a branch on them would fix one size; and
+        # the padded size is written as a multiple of the stride, which the exporter can
+        # prove divisible (from ``(-h) % s`` it assumed the traced sizes' remainder instead).
+        ph, pw = padded(h, s) - h, padded(w, s) - w
+        if torch.compiler.is_exporting() or ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return x
 
