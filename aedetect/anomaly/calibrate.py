@@ -41,7 +41,7 @@ log = logging.getLogger("aedetect")
 RULES = ("f1", "fpr")
 PIXEL_SAMPLE = 2_000_000  # pixels; the PR curve over more is slow and changes the optimum little
 # Metadata keys that save_model writes itself; every other key of the input file is carried over.
-_WRITER_KEYS = ("format", "format_version", "aedetect_version", "sha256", "training", "calibration")
+_WRITER_KEYS = ("format", "format_version", "aedetect_version", "sha256", "record_sha256", "training", "calibration")
 
 
 @dataclass
