@@ -15,3 +15,12 @@ class DataError(AedetectError, ValueError):
 
 class ModelFileError(AedetectError, ValueError):
     """A model file that is missing, truncated, tampered with, or of an unknown format."""
+
+
+class OutputError(AedetectError, OSError):
+    """An output that cannot be written completely (disk full, permission, a failing writer):
+    nothing is left under its final name, so a re-run writes it again."""
+
+
+class OutputExistsError(AedetectError, FileExistsError):
+    """An output path that already holds a file: nothing a user owns is written over."""

@@ -118,3 +118,18 @@ def rewrite_model_meta(path: Path, edit) -> None:  # type: ignore[no-untyped-def
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
     path.write_bytes(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+
+
+def untrained_model(path: Path, channels: int = 1) -> Path:
+    """A denoise model file with random weights: enough for I/O and safety behaviour."""
+    import torch
+
+    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.modelfile import save_model
+    from aedetect.core.presets import build_config
+
+    cfg = build_config("denoise-unet", overrides={"data": {"channels": channels},
+                                                  "model": {"widths": [8, 16], "convs_per_level": 1}})
+    torch.manual_seed(0)
+    save_model(path, ConvAutoencoder(cfg.model), cfg)
+    return path

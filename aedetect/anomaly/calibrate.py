@@ -180,7 +180,8 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
                previous_threshold_rule=old.get("threshold_rule"), recalibrated_from=str(model))
     check_new_file(out)  # again: scoring may take long enough for another process to create it
     extra = {k: v for k, v in meta.items() if k not in _WRITER_KEYS}
-    save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra)
+    save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra,
+               overwrite=False)
     return CalibrationReport(
         out=Path(out), rule=rule, n_images=len(images), n_normal=int((labels == 0).sum()),
         n_anomalous=int((labels == 1).sum()), old_threshold=old_t, new_threshold=new_t, old_f1=old_f1,

@@ -86,10 +86,10 @@ def _digest(tensors: dict[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def _atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, str]) -> None:
+def _atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, str], overwrite: bool = True) -> None:
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=meta)
 
 
@@ -179,8 +179,10 @@ def _check_record(path: Path, meta: dict[str, Any], version: int) -> None:
 
 
 def save_model(path: str | Path, model: nn.Module, config: Config, *, training: dict[str, Any] | None = None,
-               calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write weights + metadata atomically to ``path`` (parent folders are created)."""
+               calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+               overwrite: bool = True) -> Path:
+    """Write weights + metadata atomically to ``path`` (parent folders are created);
+    ``overwrite=False`` refuses an existing file, race-free (a user-chosen output path)."""
     p = Path(path)
     state = {k: v for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {
@@ -198,7 +200,7 @@ def save_model(path: str | Path, model: nn.Module, config: Config, *, training: 
     if extra:
         meta.update({k: v for k, v in extra.items() if k != RECORD_KEY})
     meta[RECORD_KEY] = record_digest(meta)
-    _atomic_save(state, p, {META_KEY: json.dumps(meta)})
+    _atomic_save(state, p, {META_KEY: json.dumps(meta)}, overwrite=overwrite)
     return p
 
 

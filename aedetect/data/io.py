@@ -135,25 +135,47 @@ def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
     return arr, ImageInfo(format=_format_of(p), dtype=str(arr.dtype), channels=arr.shape[2])
 
 
-def write_image_atomic(path: str | Path, arr: np.ndarray, info: ImageInfo, quality: int = 95) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place.
+def write_image_atomic(path: str | Path, arr: np.ndarray, info: ImageInfo, quality: int = 95,
+                       *, overwrite: bool = True) -> None:
+    """Write to a temporary file beside ``path``, decode it back, and only then rename it into place.
 
-    A crash mid-write never leaves a half-written image under the final name.
+    A crash, a full disk or a writer that stops part-way never leaves an image under the final
+    name (see :func:`~aedetect.util.fsutil.atomic_path`; ``overwrite=False`` refuses an
+    existing one), and the re-read catches a file the writer truncated without an error, so
+    an output that exists is always a complete image.
     """
-    with atomic_path(path) as tmp:
-        a = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
-        if info.format == "TIFF":
-            import tifffile
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        _write(tmp, arr, info, quality)
+        _check_decodes(tmp, arr.shape[:2])
 
-            tifffile.imwrite(tmp, a, photometric="rgb" if a.ndim == 3 and a.shape[2] >= 3 else None)
-        elif a.dtype == np.uint16 and a.ndim == 3 and info.format == "PNG":
-            _write_png16(tmp, a)
+
+def _check_decodes(tmp: str, size: tuple[int, ...]) -> None:
+    """Raise OSError unless ``tmp`` decodes fully to an image of ``size`` (H, W)."""
+    import errno
+
+    try:
+        back, _ = read_image(tmp)
+    except ImageReadError as e:
+        raise OSError(errno.EIO, f"the written file does not decode ({e})") from None
+    if back.shape[:2] != tuple(size):
+        raise OSError(errno.EIO, f"the written file decodes to {back.shape[:2]}, not {tuple(size)}")
+
+
+def _write(tmp: str, arr: np.ndarray, info: ImageInfo, quality: int) -> None:
+    """Encode ``arr`` in ``info.format`` (the input's) to ``tmp``."""
+    a = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+    if info.format == "TIFF":
+        import tifffile
+
+        tifffile.imwrite(tmp, a, photometric="rgb" if a.ndim == 3 and a.shape[2] >= 3 else None)
+    elif a.dtype == np.uint16 and a.ndim == 3 and info.format == "PNG":
+        _write_png16(tmp, a)
+    else:
+        if a.dtype == np.uint16 and a.ndim == 2:
+            im = Image.fromarray(a)  # Pillow picks mode I;16
+        elif a.dtype == np.uint16:
+            raise ImageReadError(f"{info.format} cannot hold 16-bit colour; use TIFF or PNG")
         else:
-            if a.dtype == np.uint16 and a.ndim == 2:
-                im = Image.fromarray(a)  # Pillow picks mode I;16
-            elif a.dtype == np.uint16:
-                raise ImageReadError(f"{info.format} cannot hold 16-bit colour; use TIFF or PNG")
-            else:
-                im = Image.fromarray(a)
-            kwargs = {"quality": quality} if info.format in ("JPEG", "WEBP") else {}
-            im.save(tmp, format=info.format, **kwargs)
+            im = Image.fromarray(a)
+        kwargs = {"quality": quality} if info.format in ("JPEG", "WEBP") else {}
+        im.save(tmp, format=info.format, **kwargs)
