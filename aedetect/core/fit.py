@@ -16,7 +16,7 @@ from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.heads import get_head
-from aedetect.core.train import FitResult, Trainer, is_main_process
+from aedetect.core.train import FitResult, Trainer, initial_model, is_main_process
 
 log = logging.getLogger("aedetect")
 
@@ -78,7 +78,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
     train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
     # A head may hold out its own calibration images (unseen by training and early stopping).
     train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
-    model = ConvAutoencoder(cfg.model)
+    model = initial_model(cfg)
     corrupt = head.corruption(cfg)
     tb = None
     if tensorboard is not None:

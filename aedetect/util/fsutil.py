@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aedetect.errors import OutputError, OutputExistsError
+from aedetect.errors import AedetectError, OutputError, OutputExistsError
 
 
 @contextmanager
@@ -107,22 +107,40 @@ def is_within(path: str | Path, root: str | Path) -> bool:
 def check_new_dir(out: str | Path | None) -> None:
     """Raise if ``out`` exists and holds anything: results are never written over."""
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-        from aedetect.errors import AedetectError
-
         raise AedetectError(f"{out}: folder exists and is not empty; choose a new --out "
                             "(or --resume it to continue that run)")
 
 
+CLAIM_FILE = ".aedetect-run"
+
+
+def claim_dir(p: Path) -> Path:
+    """Make ``p`` this process's run folder, atomically: a claim file created exclusively
+    (``O_EXCL``), so of two runs given the same new folder exactly one goes on. The file stays
+    (it names the process and the time); ``--resume`` reuses a claimed folder on purpose."""
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise AedetectError(f"{p}: another run has claimed this folder; choose a new --out") from None
+    except OSError as e:
+        raise OutputError(f"{p}: cannot create the run folder ({e.strerror or e})") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"pid {os.getpid()} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+    if any(q.name != CLAIM_FILE for q in p.iterdir()):  # filled between our check and the claim
+        raise AedetectError(f"{p}: folder exists and is not empty; choose a new --out")
+    return p
+
+
 def new_run_dir(out: str | Path | None, base: str | Path = "runs", prefix: str = "fit") -> Path:
-    """``out`` if given (it must not already hold a model), else a new ``runs/<prefix>-<time>``.
+    """``out`` if given (it must be new or empty, and is claimed atomically: see
+    :func:`claim_dir`), else a new ``runs/<prefix>-<time>``.
 
     Never reuses a folder that has results in it: a second run gets a numbered sibling.
     """
     if out is not None:
         check_new_dir(out)
-        p = Path(out)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+        return claim_dir(Path(out))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     root = Path(base)
     root.mkdir(parents=True, exist_ok=True)
