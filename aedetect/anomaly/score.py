@@ -159,8 +159,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     temporary file, renamed into place at the end, so an interrupted run leaves no scores.csv)
     and to heat maps, then dropped. Kept for the whole set are per-image scalars only (path,
     score, normalised score, flag, label; path and reason of unreadable files), and with
-    ground-truth masks the pixel-metric sums of :class:`~aedetect.anomaly.metrics.PixelMetrics` (12.6 MB
-    however many images; no map is kept). Memory is therefore one batch of maps (and up to
+    ground-truth masks what :class:`~aedetect.anomaly.metrics.PixelMetrics` needs (the values of
+    up to 2**21 map pixels for exact figures, then 12.6 MB of bins however many images). Memory is therefore one batch of maps (and up to
     about three of decoded images, the next files being read meanwhile) plus the model,
     whatever the number of images; only a dataset by name (or a model without a fixed
     ``data.size``) is decoded whole up front.
