@@ -71,10 +71,11 @@ def huge_png(path: Path, width: int = 30000, height: int = 30000, bit_depth: int
     return path
 
 
-def latin1_named_png(folder: Path, stem: bytes = b"caf\xe9") -> Path:
-    """A PNG whose file name is Latin-1, not valid UTF-8 (written through a bytes path); the
-    returned Path holds the name as Python decodes it (with a surrogate escape)."""
+def latin1_named_png(folder: Path, stem: bytes = b"caf\xe9", image: np.ndarray | None = None) -> Path:
+    """A PNG (``image``, default a camera crop) whose file name is Latin-1, not valid UTF-8
+    (written through a bytes path); the returned Path holds the name as Python decodes it (with
+    a surrogate escape)."""
     name = os.path.join(os.fsencode(folder), stem + b".png")
     with open(name, "wb") as fh:
-        Image.fromarray(camera()).save(fh, format="PNG")
+        Image.fromarray(camera() if image is None else image).save(fh, format="PNG")
     return Path(os.fsdecode(name))

@@ -34,6 +34,7 @@ from aedetect.util.fsutil import atomic_path, check_new_dir, new_run_dir, write_
 from aedetect.anomaly.metrics import PixelMetrics, both_classes, image_metrics
 from aedetect.core.plots import upscale_factor
 from aedetect.util.progress import progress_bar
+from aedetect.util.text import printable
 
 log = logging.getLogger("aedetect")
 
@@ -192,7 +193,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
                 continue
             if run is None:  # made at the first readable image: a folder of unreadable files leaves nothing
                 run = new_run_dir(out, prefix="score")
-                fh = stack.enter_context(open(stack.enter_context(atomic_path(run / "scores.csv")), "w", newline=""))
+                fh = stack.enter_context(open(stack.enter_context(atomic_path(run / "scores.csv")), "w", newline="",
+                                                encoding="utf-8"))
                 csv_out = csv.writer(fh)
                 csv_out.writerow(CSV_HEADER)
             res = det.score(batch, keep_images=heatmaps, batch_size=len(batch))
@@ -205,8 +207,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
             if lab is not None:
                 labels.append(lab)
             for j, p in enumerate(batch.paths):
-                csv_out.writerow([p, f"{res.scores[j]:.8g}", f"{res.normalized[j]:.6f}", int(res.flags[j]),
-                                  "" if lab is None else int(lab[j]), batch.kinds[j] if batch.kinds else "", ""])
+                csv_out.writerow([printable(p), f"{res.scores[j]:.8g}", f"{res.normalized[j]:.6f}", int(res.flags[j]),
+                                  "" if lab is None else int(lab[j]), printable(batch.kinds[j]) if batch.kinds else "", ""])
             gt = batch.masks[:, 0].numpy() if batch.masks is not None else None
             if pix is not None and gt is not None:
                 pix.add(gt, res.maps)
@@ -222,14 +224,14 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
         if run is None:  # a FileStream has raised already; this is an empty ImageSet
             raise DataError("no images to score")
         for p, reason in skipped:
-            csv_out.writerow([p, "", "", "", "", "", reason])
+            csv_out.writerow([printable(p), "", "", "", "", "", printable(reason)])
     all_scores, all_flags = np.concatenate(scores), np.concatenate(flags)
     all_labels = np.concatenate(labels) if stream.labelled else None
     metrics = compute_metrics(all_labels, all_scores, det.threshold_,
                               pix.result() if pix is not None and stream.masks_ok else None,
                               det.pixel_threshold_)
     if metrics:
-        metrics.update(model=str(model), data=str(data) if not isinstance(data, ImageSet) else "ImageSet",
+        metrics.update(model=printable(model), data=printable(data) if not isinstance(data, ImageSet) else "ImageSet",
                        threshold_rule=det.calibration_.get("threshold_rule"))
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
         if both_classes(all_labels):

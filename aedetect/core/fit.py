@@ -14,6 +14,7 @@ from aedetect.data.imageset import ImageSet
 from aedetect.errors import AedetectError, DataError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
+from aedetect.util.text import printable
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.heads import get_head
 from aedetect.core.train import FitResult, Trainer, initial_model, is_main_process
@@ -94,7 +95,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
     if tb is not None:
         tb.finish(result.model, result.best_epoch)
     calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
-    source = data if isinstance(data, str) else "ImageSet"
+    source = printable(data) if isinstance(data, str) else "ImageSet"
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,
         "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
@@ -110,7 +111,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
                    calibration=calibration)
         write_text_atomic(run_dir / "summary.json", json.dumps(
             {"training": training, "calibration": calibration,
-             "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
+             "skipped": [{"path": printable(p), "reason": printable(r)} for p, r in images.skipped]}, indent=2))
         from aedetect.core.runmetrics import write_run_metrics
 
         write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,

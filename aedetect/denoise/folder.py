@@ -27,6 +27,7 @@ from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
 from aedetect.util.fsutil import is_within, write_text_atomic
 from aedetect.util.progress import progress_bar
+from aedetect.util.text import printable
 
 log = logging.getLogger("aedetect")
 
@@ -104,11 +105,11 @@ def image_metrics(ref: np.ndarray, out: np.ndarray, noisy: np.ndarray | None, ma
 
 def _reference_row(rel: str, reference: Path, noisy: np.ndarray, den: np.ndarray, max_value: float) -> dict[str, Any]:
     ref_path = reference / rel
-    row: dict[str, Any] = {"path": rel}
+    row: dict[str, Any] = {"path": printable(rel)}
     try:
         ref, _ = read_image(ref_path)
     except ImageReadError as e:
-        row["note"] = f"reference {ref_path}: {e}"
+        row["note"] = printable(f"reference {ref_path}: {e}")
         return row
     row.update(image_metrics(ref, den, noisy, max_value))
     return row
@@ -146,7 +147,7 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
                         rep.metrics.append(_reference_row(rel, ref, arr, result, info.max_value))
             except (ImageReadError, DataError, OSError) as e:
                 log.warning("failed %s: %s", src, e)
-                rep.failed.append((rel, str(e)))
+                rep.failed.append((printable(rel), printable(e)))
             bar.advance()
             rate = (k + 1) / max(time.perf_counter() - t0, 1e-9)
             bar.update(info=f"{rate:.2f} img/s")
