@@ -20,6 +20,7 @@ container: optimizer tensors are flattened into named tensors, scalars go to the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -91,6 +92,10 @@ def _atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, str], o
 
     with atomic_path(path, overwrite=overwrite) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=meta)
+        try:  # read back: the header parses and every tensor's bytes lie within the file
+            read_header(Path(tmp))
+        except ModelFileError as e:
+            raise OSError(errno.EIO, f"the written file does not read back ({e})") from None
 
 
 def record_digest(meta: dict[str, Any]) -> str:
