@@ -14,7 +14,9 @@ subprocess, and prints:
 
 outcome is one of ``clean error`` (exit != 0, one error line), ``warning and skip`` (exit 0, or
 2 = "some files failed" for denoise, and a warning naming the bad file), ``processed`` (exit
-0, nothing said about it), ``traceback`` (a Python traceback in the output) or ``timeout``.
+0; for an image case the bad file was used: 13 images, not 12), ``ignored silently`` (exit 0,
+12 images used, the bad file never mentioned), ``traceback`` (a Python traceback in the
+output) or ``timeout``.
 The last line counts tracebacks. Zero is the bar.
 """
 
@@ -57,7 +59,10 @@ def digits16() -> list[np.ndarray]:
     return [np.kron(np.rint(im * 255 / 16).astype(np.uint8), np.ones((2, 2), np.uint8)) for im in d.images]
 
 
-def good_folder(root: Path, images: list[np.ndarray], n: int = 12) -> Path:
+GOOD = 12  # good images beside each bad file
+
+
+def good_folder(root: Path, images: list[np.ndarray], n: int = GOOD) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         Image.fromarray(images[i]).save(root / f"good{i:02d}.png")
@@ -205,7 +210,7 @@ def aedetect(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
 
 
 def judge(case: str, command: str, r: subprocess.CompletedProcess[bytes], marker: str | None,
-          work: Path) -> Outcome:
+          work: Path, taken: int | None = None) -> Outcome:
     out = (r.stdout + b"\n" + r.stderr).decode("utf-8", "backslashreplace").replace(f"{work}/", "")
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     flat = re.sub(r"\s+", "", out)
@@ -224,7 +229,22 @@ def judge(case: str, command: str, r: subprocess.CompletedProcess[bytes], marker
         said = ["(named among the failures)"]
     if said:
         return Outcome(case, command, "warning and skip" if marker is not None else "processed", said[0][:110])
-    return Outcome(case, command, "processed", f"exit {r.returncode}")
+    if marker is not None and taken is not None and taken == GOOD:  # the bad file was left out, unsaid
+        return Outcome(case, command, "ignored silently", f"{taken} images used, the bad one not mentioned")
+    return Outcome(case, command, "processed", f"exit {r.returncode}" + (f", {taken} images" if taken else ""))
+
+
+def images_taken(command: str, r: subprocess.CompletedProcess[bytes], runs: Path) -> int | None:
+    """How many images a command used: fit's 'on N images', denoise's 'done N', score's rows."""
+    out = (r.stdout + r.stderr).decode("utf-8", "backslashreplace")
+    if command == "fit" and (m := re.search(r"on (\d+) images", out)):
+        return int(m.group(1))
+    if command == "denoise" and (m := re.search(r"done (\d+), skipped", out)):
+        return int(m.group(1))
+    if command == "score" and (runs / "score" / "scores.csv").is_file():
+        rows = (runs / "score" / "scores.csv").read_text(encoding="utf-8").splitlines()[1:]
+        return sum(1 for row in rows if row.split(",")[1])  # rows with a score
+    return None
 
 
 def run_image_case(work: Path, case: str, make: Callable[[Path], str], images: list[np.ndarray],
@@ -233,12 +253,16 @@ def run_image_case(work: Path, case: str, make: Callable[[Path], str], images: l
     folder = good_folder(work / "images" / slug, images)
     marker = make(folder)
     runs = work / "runs" / slug
-    return [
-        judge(case, "fit", aedetect("fit", folder, "--preset", "small", "--epochs", "1", "--size", "16",
-                                    "--out", runs / "fit"), marker, work),
-        judge(case, "score", aedetect("score", anomaly, folder, "--out", runs / "score", "--all-heatmaps"), marker, work),
-        judge(case, "denoise", aedetect("denoise", denoiser, folder, "--out", runs / "denoise"), marker, work),
-    ]
+    calls = {
+        "fit": ("fit", folder, "--preset", "small", "--epochs", "1", "--size", "16", "--out", runs / "fit"),
+        "score": ("score", anomaly, folder, "--out", runs / "score", "--all-heatmaps"),
+        "denoise": ("denoise", denoiser, folder, "--out", runs / "denoise"),
+    }
+    results = []
+    for command, args in calls.items():
+        r = aedetect(*args)
+        results.append(judge(case, command, r, marker, work, images_taken(command, r, runs)))
+    return results
 
 
 def run_model_case(work: Path, case: str, make: Callable[[Path, Path], Path], anomaly: Path,
