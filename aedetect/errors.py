@@ -23,3 +23,12 @@ class TrainingError(AedetectError, RuntimeError):
 
 class ExportError(AedetectError, ValueError):
     """A model that cannot be exported as asked (a map with no graph form, a missing extra)."""
+
+
+class OutputError(AedetectError, OSError):
+    """An output that cannot be written completely (disk full, permission, a failing writer):
+    nothing is left under its final name, so a re-run writes it again."""
+
+
+class OutputExistsError(AedetectError, FileExistsError):
+    """An output path that already holds a file: nothing a user owns is written over."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +104,32 @@ def map_vs_reconstruction(det, test) -> tuple[float, float]:  # type: ignore[no-
     raw = run_model(det.model_, test.images, test.max_value, det.config_, AnomalySettings.from_config({"map": "mse"}),
                     keep_images=False)
     return own, pixel_auroc(masks, raw.maps[:, 0].numpy())
+
+
+def rewrite_model_meta(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Edit the aedetect JSON record of a model file in place (``edit(meta)``), keeping the
+    tensors as they are: what someone editing a model file by hand does."""
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["aedetect"])
+    edit(meta)
+    header["__metadata__"]["aedetect"] = json.dumps(meta)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+
+
+def untrained_model(path: Path, channels: int = 1) -> Path:
+    """A denoise model file with random weights: enough for I/O and safety behaviour."""
+    import torch
+
+    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.modelfile import save_model
+    from aedetect.core.presets import build_config
+
+    cfg = build_config("denoise-unet", overrides={"data": {"channels": channels},
+                                                  "model": {"widths": [8, 16], "convs_per_level": 1}})
+    torch.manual_seed(0)
+    save_model(path, ConvAutoencoder(cfg.model), cfg)
+    return path

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import rewrite_model_meta
 
 from aedetect.core.modelfile import FORMAT_VERSION, load_model, read_metadata, save_model
 from aedetect.errors import ModelFileError
@@ -62,28 +61,16 @@ def test_tampered_weights_fail_the_checksum(saved: tuple[Path, ConvAutoencoder])
         load_model(path)
 
 
-def _rewrite_meta(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
-    raw = path.read_bytes()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    meta = json.loads(header["__metadata__"]["aedetect"])
-    edit(meta)
-    header["__metadata__"]["aedetect"] = json.dumps(meta)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    path.write_bytes(struct.pack("<Q", len(h)) + h + raw[8 + n:])
-
-
 def test_tampered_config_is_caught_by_shape_check(saved: tuple[Path, ConvAutoencoder]) -> None:
     path, _ = saved
-    _rewrite_meta(path, lambda m: m["config"]["model"].__setitem__("widths", [8, 16, 32]))
+    rewrite_model_meta(path, lambda m: m["config"]["model"].__setitem__("widths", [8, 16, 32]))
     with pytest.raises(ModelFileError, match="shape"):
         load_model(path)
 
 
 def test_newer_format_version_is_refused(saved: tuple[Path, ConvAutoencoder]) -> None:
     path, _ = saved
-    _rewrite_meta(path, lambda m: m.__setitem__("format_version", FORMAT_VERSION + 1))
+    rewrite_model_meta(path, lambda m: m.__setitem__("format_version", FORMAT_VERSION + 1))
     with pytest.raises(ModelFileError, match="upgrade aedetect"):
         load_model(path)
     assert read_metadata(path)["format_version"] == FORMAT_VERSION + 1

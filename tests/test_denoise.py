@@ -11,26 +11,16 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aedetect.core.modelfile import save_model
+from conftest import untrained_model
+
 from aedetect.cli import app
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.denoise.demo import noisy_version, photo, psnr8
 from aedetect.errors import ConfigError, DataError
-from aedetect.core.cae import ConvAutoencoder
 from aedetect.denoise.noise import make_corruption, parse_level, parse_recipe
-from aedetect.core.presets import build_config
 from aedetect.denoise.tiling import run_tiled, tile_starts
 
 runner = CliRunner()
-
-
-def untrained_model(path: Path, channels: int = 1) -> Path:
-    """A denoise model file with random weights: enough for I/O and safety behaviour."""
-    cfg = build_config("denoise-unet", overrides={"data": {"channels": channels},
-                                                  "model": {"widths": [8, 16], "convs_per_level": 1}})
-    torch.manual_seed(0)
-    save_model(path, ConvAutoencoder(cfg.model), cfg)
-    return path
 
 
 # ---- noise recipes --------------------------------------------------------------------------

@@ -94,3 +94,68 @@ def test_streamed_pixel_metrics_match_the_exact_ones() -> None:
     empty = PixelMetrics()
     empty.add(np.zeros((2, 4, 4)), np.ones((2, 4, 4)))
     assert empty.result() == {}
+
+
+def _brick_maps() -> tuple[np.ndarray, np.ndarray]:
+    """Masks of synthetic defects on crops of scikit-image's brick, and a plausible error map:
+    the defect's change plus the texture itself (edges a model reconstructs badly), scaled to
+    the small values reconstruction errors have."""
+    from aedetect.anomaly.defects import defect_test_set
+    from aedetect.data.sources import texture_crops
+
+    test = defect_test_set("brick", 64, 24, rows=(0.75, 1.0), seed=1)
+    clean = texture_crops("brick", 64, 24, rows=(0.75, 1.0)).numpy()[:, 0].astype(np.float32) / 255
+    changed = np.abs(test.images.numpy()[:, 0].astype(np.float32) / 255 - clean)
+    maps = (0.02 * changed + 0.01 * clean).astype(np.float32)
+    return test.masks.numpy()[:, 0], maps
+
+
+@pytest.mark.parametrize("exact_pixels", [None, 0], ids=["exact", "binned"])
+def test_streamed_pixel_metrics_keep_the_ranking_of_a_map_on_a_large_offset(exact_pixels: int | None) -> None:
+    """A brick map + 100 (what a user's ``mix`` weights can give) against scikit-learn's exact
+    figure: the old float16-precision bins of the raw values tied most of it (AUROC 0.66)."""
+    from sklearn.metrics import roc_auc_score
+
+    from aedetect.anomaly.metrics import PixelMetrics
+
+    masks, maps = _brick_maps()
+    shifted = (maps + np.float32(100)).astype(np.float32)
+    acc = PixelMetrics(exact_pixels=exact_pixels)
+    for i in range(0, len(masks), 7):
+        acc.add(masks[i:i + 7], shifted[i:i + 7])
+    got = acc.result()
+    exact = roc_auc_score((masks > 0).ravel(), shifted.astype(np.float64).ravel())
+    assert exact > 0.9  # the map does rank the defects (before the offset too)
+    assert abs(roc_auc_score((masks > 0).ravel(), maps.ravel()) - exact) < 0.01
+    tol = 1e-12 if exact_pixels is None else 1e-3
+    assert got["pixel_auroc"] == pytest.approx(exact, abs=tol)
+    assert got["aupro"] == pytest.approx(aupro(masks, shifted), abs=tol if exact_pixels is None else 5e-3)
+
+
+def test_pixel_sums_of_shards_merge_to_one_accumulator(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Shards binned from the same fixed origin (the model's pixel threshold) add up to exactly
+    one accumulator's result, whether a shard stayed exact or went to bins, and through .npz."""
+    import numpy as np
+
+    from aedetect.anomaly.metrics import PixelMetrics
+
+    rng = np.random.default_rng(0)
+    masks = np.zeros((12, 24, 24), bool)
+    masks[:6, 5:12, 5:12] = True
+    maps = 100.0 + rng.random((12, 24, 24)).astype(np.float32) + 0.6 * masks
+    whole = PixelMetrics(exact_pixels=3000, origin=100.4)
+    whole.add(masks, maps)
+    parts = []
+    for idx, limit in (([0, 2, 4, 6, 8, 10], 3000), ([1, 3, 5, 7, 9, 11], 10**6)):  # binned, and exact
+        pm = PixelMetrics(exact_pixels=limit, origin=100.4)
+        pm.add(masks[idx], maps[idx])
+        pm.save(tmp_path / f"{len(parts)}.npz")
+        parts.append(PixelMetrics.load(tmp_path / f"{len(parts)}.npz"))
+    assert parts[0].origin == 100.4 and parts[1].origin is None
+    merged = parts[1].merge(parts[0])
+    assert merged.result() == whole.result()
+    exact = PixelMetrics()
+    exact.add(masks, maps)
+    assert abs(merged.result()["pixel_auroc"] - exact.result()["pixel_auroc"]) < 1e-3
+    with pytest.raises(ValueError, match="origin"):
+        PixelMetrics(exact_pixels=10, origin=0.0).merge(parts[0])

@@ -35,13 +35,14 @@ import numpy as np
 
 from aedetect.data.imageset import ImageSet
 from aedetect.errors import AedetectError, ConfigError, DataError
+from aedetect.util.text import printable
 
 log = logging.getLogger("aedetect")
 
 RULES = ("f1", "fpr")
 PIXEL_SAMPLE = 2_000_000  # pixels; the PR curve over more is slow and changes the optimum little
 # Metadata keys that save_model writes itself; every other key of the input file is carried over.
-_WRITER_KEYS = ("format", "format_version", "aedetect_version", "sha256", "training", "calibration")
+_WRITER_KEYS = ("format", "format_version", "aedetect_version", "sha256", "record_sha256", "training", "calibration")
 
 
 @dataclass
@@ -173,14 +174,15 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
                        validation_pixel_best_f1=float(new_pf1))
 
     # Flat keys (not one nested record), so `aedetect info` shows each in its table.
-    cal.update(validation_data="ImageSet" if isinstance(data, ImageSet) else str(data),
+    cal.update(validation_data="ImageSet" if isinstance(data, ImageSet) else printable(data),
                validation_images=len(images), validation_normal=int((labels == 0).sum()),
                validation_anomalous=int((labels == 1).sum()), validation_f1=new_f1,
                validation_fpr=_fpr(normal, new_t), previous_threshold=old_t,
-               previous_threshold_rule=old.get("threshold_rule"), recalibrated_from=str(model))
+               previous_threshold_rule=old.get("threshold_rule"), recalibrated_from=printable(model))
     check_new_file(out)  # again: scoring may take long enough for another process to create it
     extra = {k: v for k, v in meta.items() if k not in _WRITER_KEYS}
-    save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra)
+    save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra,
+               overwrite=False)
     return CalibrationReport(
         out=Path(out), rule=rule, n_images=len(images), n_normal=int((labels == 0).sum()),
         n_anomalous=int((labels == 1).sum()), old_threshold=old_t, new_threshold=new_t, old_f1=old_f1,

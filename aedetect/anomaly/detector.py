@@ -118,9 +118,8 @@ class AnomalyDetector:
         on it instead of the target-FPR one.
         """
         from aedetect.core.fit import prepare_data
-        from aedetect.core.cae import ConvAutoencoder
         from aedetect.anomaly.head import AnomalyHead
-        from aedetect.core.train import Trainer
+        from aedetect.core.train import Trainer, initial_model
 
         cfg = self._config()
         data = prepare_data(as_imageset(images, cfg), cfg)
@@ -128,7 +127,7 @@ class AnomalyDetector:
         train, val = data.split(cfg.train.val_fraction, cfg.train.seed)
         head = AnomalyHead()
         train, calib = head.calibration_split(train, val, cfg)
-        trainer = Trainer(ConvAutoencoder(cfg.model), cfg, run_dir=self.out)
+        trainer = Trainer(initial_model(cfg), cfg, run_dir=self.out)
         result = trainer.fit(train, val)
         self.model_ = result.model.eval()
         self.config_ = cfg

@@ -36,6 +36,7 @@ from aedetect.anomaly.metrics import PixelMetrics, both_classes, image_metrics
 from aedetect.anomaly.reliability import reliability_line
 from aedetect.core.plots import upscale_factor
 from aedetect.util.progress import progress_bar
+from aedetect.util.text import printable
 
 log = logging.getLogger("aedetect")
 
@@ -182,8 +183,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     temporary file, renamed into place at the end, so an interrupted run leaves no scores.csv)
     and to heat maps, then dropped. Kept for the whole set are per-image scalars only (path,
     score, normalised score, flag, label; path and reason of unreadable files), and with
-    ground-truth masks the pixel-metric sums of :class:`~aedetect.anomaly.metrics.PixelMetrics` (12.6 MB
-    however many images; no map is kept). Memory is therefore one batch of maps (and up to
+    ground-truth masks what :class:`~aedetect.anomaly.metrics.PixelMetrics` needs (the values of
+    up to 2**21 map pixels for exact figures, then 12.6 MB of bins however many images). Memory is therefore one batch of maps (and up to
     about three of decoded images, the next files being read meanwhile) plus the model,
     whatever the number of images; only a dataset by name (or a model without a fixed
     ``data.size``) is decoded whole up front.
@@ -208,7 +209,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     flags: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     skipped: list[tuple[str, str]] = []
-    pix = PixelMetrics() if stream.with_masks else None
+    # Binned (past its exact limit) from the model's pixel threshold: every shard of a sharded run alike.
+    pix = PixelMetrics(origin=det.pixel_threshold_) if stream.with_masks else None
     n_maps = n_flagged = 0
     run: Path | None = None
     with contextlib.ExitStack() as stack, progress_bar("scoring", total=stream.n_files, hide_below=500) as bar:
@@ -219,7 +221,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
                 continue
             if run is None:  # made at the first readable image: a folder of unreadable files leaves nothing
                 run = new_run_dir(out, prefix="score")
-                fh = stack.enter_context(open(stack.enter_context(atomic_path(run / "scores.csv")), "w", newline=""))
+                fh = stack.enter_context(open(stack.enter_context(atomic_path(run / "scores.csv")), "w", newline="",
+                                                encoding="utf-8"))
                 csv_out = csv.writer(fh)
                 csv_out.writerow(CSV_HEADER)
             res = det.score(batch, keep_images=heatmaps, batch_size=len(batch))
@@ -232,8 +235,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
             if lab is not None:
                 labels.append(lab)
             for j, p in enumerate(batch.paths):
-                csv_out.writerow([p, f"{res.scores[j]:.8g}", f"{res.normalized[j]:.6f}", int(res.flags[j]),
-                                  "" if lab is None else int(lab[j]), batch.kinds[j] if batch.kinds else "", ""])
+                csv_out.writerow([printable(p), f"{res.scores[j]:.8g}", f"{res.normalized[j]:.6f}", int(res.flags[j]),
+                                  "" if lab is None else int(lab[j]), printable(batch.kinds[j]) if batch.kinds else "", ""])
             gt = batch.masks[:, 0].numpy() if batch.masks is not None else None
             if pix is not None and gt is not None:
                 pix.add(gt, res.maps)
@@ -249,14 +252,14 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
         if run is None:  # a FileStream has raised already; this is an empty ImageSet
             raise DataError("no images to score")
         for p, reason in skipped:
-            csv_out.writerow([p, "", "", "", "", "", reason])
+            csv_out.writerow([printable(p), "", "", "", "", "", printable(reason)])
     all_scores, all_flags = np.concatenate(scores), np.concatenate(flags)
     all_labels = np.concatenate(labels) if stream.labelled else None
     metrics = compute_metrics(all_labels, all_scores, det.threshold_,
                               pix.result() if pix is not None and stream.masks_ok else None,
                               det.pixel_threshold_)
     if metrics:
-        metrics.update(model=str(model), data=str(data) if not isinstance(data, ImageSet) else "ImageSet",
+        metrics.update(model=printable(model), data=printable(data) if not isinstance(data, ImageSet) else "ImageSet",
                        threshold_rule=det.calibration_.get("threshold_rule"))
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
         if both_classes(all_labels):

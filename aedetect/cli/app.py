@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from aedetect.errors import AedetectError
 from aedetect.util.progress import console
+from aedetect.util.text import printable
 
 app = typer.Typer(
     name="aedetect",
@@ -34,7 +35,7 @@ class OneLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname
         prefix = "" if level == "INFO" else f"[{self.STYLES.get(level, '')}]{level.lower()}:[/] "
-        console.print(prefix + escape(self.format(record)), soft_wrap=True, highlight=False)
+        console.print(prefix + escape(printable(self.format(record))), soft_wrap=True, highlight=False)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -51,7 +52,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

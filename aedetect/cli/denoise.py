@@ -19,7 +19,7 @@ def denoise(
     model: Annotated[Path, typer.Argument(help="A model file trained with `aedetect fit --task denoise`.")],
     input: Annotated[Path, typer.Argument(help="An image file or a folder (searched recursively).")],
     out: Annotated[Path, typer.Option(help="Output folder; mirrors the input tree with the same names and formats.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist (default: skip them, so a re-run resumes).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist (default: skip them, so a re-run resumes) and an existing --csv file (default: refused).")] = False,
     reference: Annotated[Optional[Path], typer.Option(help="Folder of clean images at the same relative paths: report PSNR and SSIM.")] = None,
     csv: Annotated[Optional[Path], typer.Option(help="Where to write the --reference metrics (default OUT/denoise_metrics.csv).")] = None,
     max_tile_pixels: Annotated[int, typer.Option(help="Memory budget: larger images are denoised in overlapping tiles of about this many pixels.")] = DEFAULT_MAX_PIXELS,

@@ -9,7 +9,6 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import torch
 
 from aedetect.core.modelfile import load_training_state, save_model
 from aedetect.core.config import Config
@@ -18,9 +17,10 @@ from aedetect.core import distributed
 from aedetect.errors import AedetectError, ConfigError, DataError, TrainingError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
+from aedetect.util.text import printable
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.heads import get_head
-from aedetect.core.train import FitResult, OutputCollapsed, Trainer, resolve_device
+from aedetect.core.train import FitResult, OutputCollapsed, Trainer, initial_model, resolve_device
 
 log = logging.getLogger("aedetect")
 
@@ -124,8 +124,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
                                        model_name=model_name, corrupt=corrupt)
 
     def new_trainer(output_mean: float | None = None) -> Trainer:
-        torch.manual_seed(cfg.train.seed)  # the initial weights follow the seed (every rank the same)
-        model = ConvAutoencoder(cfg.model)
+        model = initial_model(cfg)  # the initial weights follow the seed (every rank the same)
         if output_mean is not None:
             model.init_output_bias(output_mean)
         return Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
@@ -165,7 +164,7 @@ def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, tr
             normal_class: int | None, data_root: str | None) -> FitOutput:
     """Calibrate the head and write the model files, summary and metrics (rank 0)."""
     calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
-    source = data if isinstance(data, str) else "ImageSet"
+    source = printable(data) if isinstance(data, str) else "ImageSet"
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,
         "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
@@ -180,7 +179,7 @@ def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, tr
                calibration=calibration)
     write_text_atomic(run_dir / "summary.json", json.dumps(
         {"training": training, "calibration": calibration,
-         "skipped": [{"path": p, "reason": r} for p, r in images.skipped]}, indent=2))
+         "skipped": [{"path": printable(p), "reason": printable(r)} for p, r in images.skipped]}, indent=2))
     from aedetect.core.runmetrics import write_run_metrics
 
     write_run_metrics(run_dir / "metrics.json", result.model, cfg, val_set, data, trainer.device,

@@ -3,8 +3,16 @@
 Like timm's ``config.json`` beside ``model.safetensors``, but in one file: the safetensors
 header carries ``{"aedetect": "<json>"}`` with the aedetect version, the file format version,
 the task, the full config (model, preprocessing, training), a training summary, the
-calibration, and a SHA-256 of the weights. Loading rebuilds ``ConvAutoencoder(config)``
-without the training code and never unpickles anything.
+calibration, a SHA-256 of the weights (``sha256``) and a SHA-256 of the whole record
+(``record_sha256``: every metadata key, the weights' digest included), so an edited threshold,
+task or activation is refused like a flipped weight byte. Loading rebuilds
+``ConvAutoencoder(config)`` without the training code and never unpickles anything.
+
+Loading reads the safetensors header first and checks every tensor's name and shape against
+the config (the expected shapes come from a model built on PyTorch's ``meta`` device, which
+allocates nothing), so a small file whose metadata claims a huge architecture is refused
+before any memory is spent on it. Files of format 1 (before ``record_sha256``) load with a
+warning.
 
 The training state for ``--resume`` (optimizer moments, epoch, history) uses the same
 container: optimizer tensors are flattened into named tensors, scalars go to the JSON.
@@ -12,8 +20,11 @@ container: optimizer tensors are flattened into named tensors, scalars go to the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +40,12 @@ from aedetect.util.fsutil import atomic_path
 from aedetect.core.cae import ConvAutoencoder
 
 FORMAT = "aedetect-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: metadata covered by record_sha256
 META_KEY = "aedetect"
+RECORD_KEY = "record_sha256"
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
+
+log = logging.getLogger("aedetect")
 
 
 @dataclass
@@ -72,39 +87,107 @@ def _digest(tensors: dict[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def _atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, str]) -> None:
+def _atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, str], overwrite: bool = True) -> None:
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=meta)
+        try:  # read back: the header parses and every tensor's bytes lie within the file
+            read_header(Path(tmp))
+        except ModelFileError as e:
+            raise OSError(errno.EIO, f"the written file does not read back ({e})") from None
 
 
-def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def record_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of the metadata record without its own digest, in canonical JSON (sorted keys):
+    any change of a value (a threshold digit, the task, the activation) changes it."""
+    body = {k: v for k, v in meta.items() if k != RECORD_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
+
+def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The safetensors header of ``path``: tensor entries ({name: {dtype, shape, data_offsets}})
+    and the string metadata, read without loading any tensor. Bounds are checked against the
+    file size, so a damaged length field is an error, not a huge read."""
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    size = path.stat().st_size
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            raw_meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError("shorter than a safetensors header")
+            (n,) = struct.unpack("<Q", head)
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise ValueError(f"header length {n} exceeds the file ({size} bytes)")
+            header = json.loads(f.read(n))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        raw_meta = header.pop("__metadata__", None) or {}
+        for name, entry in header.items():
+            shape, (start, end) = entry["shape"], entry["data_offsets"]
+            if not all(isinstance(d, int) and d >= 0 for d in shape) or not 0 <= start <= end <= size - 8 - n:
+                raise ValueError(f"tensor {name}: shape or offsets out of range")
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{path}: not a readable model file, truncated or corrupt ({e})") from None
+    return header, raw_meta
+
+
+def _metadata(path: Path, raw_meta: dict[str, str]) -> dict[str, Any]:
     if META_KEY not in raw_meta:
         raise ModelFileError(f"{path}: a safetensors file without aedetect metadata (not an aedetect model)")
     try:
         meta = json.loads(raw_meta[META_KEY])
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{path}: metadata is not valid JSON ({e})") from None
-    return tensors, meta
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: metadata is not a JSON object")
+    return meta
+
+
+def _load_tensors(path: Path) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: not a readable model file, truncated or corrupt ({e})") from None
+
+
+def _check_shapes(path: Path, config: Config, header: dict[str, Any]) -> None:
+    """Names and shapes of the file's tensors against the model ``config`` describes, built on
+    the ``meta`` device (no memory): refuses a crafted header before anything is allocated."""
+    with torch.device("meta"):
+        expected = ConvAutoencoder(config.model).state_dict()
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(f"{path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for k, v in expected.items():
+        if tuple(v.shape) != tuple(header[k]["shape"]):
+            raise ModelFileError(f"{path}: tensor {k} has shape {tuple(header[k]['shape'])}, "
+                                 f"the config needs {tuple(v.shape)}")
+
+
+def _check_record(path: Path, meta: dict[str, Any], version: int) -> None:
+    """The metadata digest: required from format 2 on; a format-1 file loads with a warning."""
+    if RECORD_KEY in meta:
+        if meta[RECORD_KEY] != record_digest(meta):
+            raise ModelFileError(f"{path}: metadata does not match its checksum (config, task or "
+                                 "calibration edited, or the file is damaged)")
+    elif version >= 2:
+        raise ModelFileError(f"{path}: metadata checksum missing (file tampered with or damaged)")
+    else:
+        log.warning("%s: an older model file (format %d) without a metadata checksum: its config and "
+                    "calibration cannot be verified (re-save it, e.g. with aedetect calibrate)", path, version)
 
 
 def save_model(path: str | Path, model: nn.Module, config: Config, *, training: dict[str, Any] | None = None,
-               calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write weights + metadata atomically to ``path`` (parent folders are created)."""
+               calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+               overwrite: bool = True) -> Path:
+    """Write weights + metadata atomically to ``path`` (parent folders are created);
+    ``overwrite=False`` refuses an existing file, race-free (a user-chosen output path)."""
     p = Path(path)
     state = {k: v for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {
@@ -120,37 +203,33 @@ def save_model(path: str | Path, model: nn.Module, config: Config, *, training: 
         "sha256": _digest(state),
     }
     if extra:
-        meta.update(extra)
-    _atomic_save(state, p, {META_KEY: json.dumps(meta)})
+        meta.update({k: v for k, v in extra.items() if k != RECORD_KEY})
+    meta[RECORD_KEY] = record_digest(meta)
+    _atomic_save(state, p, {META_KEY: json.dumps(meta)}, overwrite=overwrite)
     return p
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFile:
     """Rebuild the model from its file, checking format version, integrity and shapes."""
     p = Path(path)
-    tensors, meta = _read(p)
+    header, raw_meta = read_header(p)
+    meta = _metadata(p, raw_meta)
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{p}: format {meta.get('format')!r} is not {FORMAT!r}")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(f"{p}: file format version {version} is newer than this aedetect "
                              f"understands ({FORMAT_VERSION}); upgrade aedetect")
-    if meta.get("sha256") != _digest(tensors):
-        raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")
     try:
         config = Config.from_dict(meta["config"]).validate()
-    except (ConfigError, KeyError) as e:
+    except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{p}: invalid config in metadata ({e})") from None
+    _check_shapes(p, config, header)  # before any tensor is read or any layer built
+    _check_record(p, meta, version)
+    tensors = _load_tensors(p)
+    if meta.get("sha256") != _digest(tensors):
+        raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")
     model = ConvAutoencoder(config.model)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ModelFileError(f"{p}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    for k, v in expected.items():
-        if tuple(v.shape) != tuple(tensors[k].shape):
-            raise ModelFileError(f"{p}: tensor {k} has shape {tuple(tensors[k].shape)}, "
-                                 f"the config needs {tuple(v.shape)}")
     model.load_state_dict(tensors)
     model.to(device).eval()
     # The layout training used (aedetect.core.fastmath): 1.55x faster CPU inference, same outputs.
@@ -159,8 +238,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFil
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of a model file, without building the model."""
-    return _read(Path(path))[1]
+    """The JSON metadata of a model file, without building the model or reading its tensors."""
+    return _metadata(Path(path), read_header(Path(path))[1])
 
 
 # ---- training state for --resume ---------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,9 @@ from aedetect.util.fsutil import write_text_atomic
 from aedetect.core.losses import make_loss
 from aedetect.errors import TrainingError
 from aedetect.util.progress import progress_bar
+
+if TYPE_CHECKING:
+    from aedetect.core.cae import ConvAutoencoder
 
 log = logging.getLogger("aedetect")
 
@@ -80,6 +83,16 @@ def is_main_process() -> bool:
 def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def initial_model(cfg: Config) -> ConvAutoencoder:
+    """The untrained model, its initial weights drawn right after seeding with
+    ``cfg.train.seed``: without this they came from whatever state the global generator was
+    in, and two runs with the same ``--seed`` started from different weights."""
+    from aedetect.core.cae import ConvAutoencoder
+
+    seed_everything(cfg.train.seed)
+    return ConvAutoencoder(cfg.model)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Safety rules, in order of importance:
   * inputs are only ever read; an output path that resolves to an input is refused, and so is
     an output folder inside the input folder (a re-run would denoise its own outputs);
-  * an existing output is skipped unless ``overwrite`` (so an interrupted run resumes);
-  * every output is written atomically (temporary file, then rename);
+  * an existing output is skipped unless ``overwrite`` (so an interrupted run resumes), and the
+    metrics CSV is refused if its path exists (unless ``overwrite``) or lies in the input tree;
+  * every output is written atomically (temporary file, checked complete, then rename);
   * a file that cannot be read or written is one warning line, and the run goes on.
 """
 
@@ -25,8 +26,9 @@ from aedetect.data.io import ImageReadError, read_image, write_image_atomic
 from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
-from aedetect.util.fsutil import write_text_atomic
+from aedetect.util.fsutil import is_within, write_text_atomic
 from aedetect.util.progress import progress_bar
+from aedetect.util.text import printable
 
 log = logging.getLogger("aedetect")
 
@@ -52,8 +54,7 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
     if not input_path.exists():
         raise DataError(f"{input_path}: no such file or folder")
     src_root = input_path if input_path.is_dir() else input_path.parent
-    out_r, src_r = out.resolve(), src_root.resolve()
-    if input_path.is_dir() and (out_r == src_r or src_r in out_r.parents):
+    if input_path.is_dir() and is_within(out, src_root):
         raise DataError(f"--out {out}: must not be the input folder or inside it (outputs would be "
                         "taken for inputs on the next run)")
     files = find_images(input_path)
@@ -67,6 +68,16 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
             raise DataError(f"{target}: output would overwrite its input; choose another --out")
         jobs.append((f, target, rel.as_posix()))
     return jobs
+
+
+def check_csv_target(csv_path: Path, input_path: Path, overwrite: bool) -> None:
+    """The metrics CSV obeys the rule of every output: never written over an existing file
+    (an input image included) unless ``overwrite``, and never inside the input tree."""
+    inside = is_within(csv_path, input_path) if input_path.is_dir() else csv_path.resolve() == input_path.resolve()
+    if inside:
+        raise DataError(f"--csv {csv_path}: inside the input {input_path}; nothing is written there")
+    if csv_path.exists() and not overwrite:
+        raise DataError(f"--csv {csv_path}: already exists; not written over (use --overwrite to replace it)")
 
 
 def image_metrics(ref: np.ndarray, out: np.ndarray, noisy: np.ndarray | None, max_value: float) -> dict[str, Any]:
@@ -95,11 +106,11 @@ def image_metrics(ref: np.ndarray, out: np.ndarray, noisy: np.ndarray | None, ma
 
 def _reference_row(rel: str, reference: Path, noisy: np.ndarray, den: np.ndarray, max_value: float) -> dict[str, Any]:
     ref_path = reference / rel
-    row: dict[str, Any] = {"path": rel}
+    row: dict[str, Any] = {"path": printable(rel)}
     try:
         ref, _ = read_image(ref_path)
     except ImageReadError as e:
-        row["note"] = f"reference {ref_path}: {e}"
+        row["note"] = printable(f"reference {ref_path}: {e}")
         return row
     row.update(image_metrics(ref, den, noisy, max_value))
     return row
@@ -121,6 +132,10 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
     ref = Path(reference) if reference is not None else None
     if ref is not None and not ref.is_dir():
         raise DataError(f"--reference {ref}: not a folder")
+    default_csv = "denoise_metrics.csv" if shard is None else f"denoise_metrics-shard-{shard.index}-of-{shard.count}.csv"
+    metrics_csv = Path(csv_path) if csv_path is not None else outp / default_csv
+    if ref is not None:
+        check_csv_target(metrics_csv, inp, overwrite)  # before any work
     t0 = time.perf_counter()
     with progress_bar("denoising", total=len(jobs)) as bar:
         for k, (src, target, rel) in enumerate(jobs):
@@ -133,26 +148,26 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
                 else:
                     arr, info = read_image(src)
                     result = den.denoise_array(arr)
-                    write_image_atomic(target, result, info)
+                    write_image_atomic(target, result, info, overwrite=overwrite)
                     rep.done.append(rel)
                     if ref is not None:
                         rep.metrics.append(_reference_row(rel, ref, arr, result, info.max_value))
             except (ImageReadError, DataError, OSError) as e:
                 log.warning("failed %s: %s", src, e)
-                rep.failed.append((rel, str(e)))
+                rep.failed.append((printable(rel), printable(e)))
             bar.advance()
             rate = (k + 1) / max(time.perf_counter() - t0, 1e-9)
             bar.update(info=f"{rate:.2f} img/s")
     rep.seconds = time.perf_counter() - t0
     if ref is not None:
-        default = "denoise_metrics.csv" if shard is None else f"denoise_metrics-shard-{shard.index}-of-{shard.count}.csv"
-        rep.csv_path = Path(csv_path) if csv_path is not None else outp / default
-        write_metrics(rep, rep.csv_path)
+        rep.csv_path = metrics_csv
+        write_metrics(rep, rep.csv_path, overwrite=overwrite)
     return rep
 
 
-def write_metrics(rep: DenoiseReport, path: Path) -> None:
-    """Per-image PSNR/SSIM rows and a final ``mean`` row, atomically."""
+def write_metrics(rep: DenoiseReport, path: Path, overwrite: bool = False) -> None:
+    """Per-image PSNR/SSIM rows and a final ``mean`` row, atomically (an existing file only
+    with ``overwrite``)."""
     keys = ["path", "psnr_input", "psnr_output", "ssim_input", "ssim_output", "note"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
@@ -161,4 +176,4 @@ def write_metrics(rep: DenoiseReport, path: Path) -> None:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in m.items()})
     means = {k: rep.mean(k) for k in keys[1:5]}
     w.writerow({"path": "mean", **{k: f"{v:.4f}" for k, v in means.items() if v is not None}})
-    write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue(), overwrite=overwrite)

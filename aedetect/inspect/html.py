@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aedetect.util.fsutil import write_text_atomic
+from aedetect.util.text import printable
 
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
@@ -17,7 +18,9 @@ pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"""
 
 def write_index(path: Path, pictures: list[Any], info: dict[str, Any], config: dict[str, Any]) -> Path:
     """One section per picture (or the line saying why it is missing), then the config."""
-    e = html.escape
+    def e(s: object) -> str:  # a non-UTF-8 file name as \xNN, then HTML-escaped
+        return html.escape(printable(s))
+
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>aedetect inspect</title>"
              f"<style>{_STYLE}</style></head><body><h1>aedetect inspect</h1><table>"]
     for k, v in info.items():

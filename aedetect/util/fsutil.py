@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import time
@@ -9,50 +10,137 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aedetect.errors import AedetectError, OutputError, OutputExistsError
+
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[str]:
-    """Yield a temporary name beside ``path``; rename it into place only if the block succeeds.
+def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[str]:
+    """Yield a temporary name beside ``path``; put it in place only if the block succeeds and
+    the file is complete.
 
-    A crash mid-write never leaves a half-written file under the final name, and readers
-    never see one.
+    Complete means: the block returned, the temporary file is not empty, and its data reached
+    the disk (``fsync``; a full disk that the writer did not notice fails here, not later).
+    Only then is it renamed, so a crash, a failing writer or a full disk never leaves a file
+    under the final name, and a re-run (which skips existing outputs) writes it again. Any
+    ``OSError`` on the way is one :class:`OutputError` naming ``path``.
+
+    ``overwrite=False``: an existing ``path`` is refused (:class:`OutputExistsError`) before
+    and, race-free, at the final step (a hard link, which fails if the name exists).
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
-    os.close(fd)
+    if not overwrite and os.path.lexists(p):
+        raise OutputExistsError(f"{p}: already exists; not written over (use --overwrite to replace it)")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(f"{p}: cannot write ({e.strerror or e})") from None
     try:
         yield tmp
-        os.replace(tmp, p)
+        _sync_complete(tmp)
+        _place(tmp, p, overwrite)
+        _sync_dir(p.parent)
+    except (OutputError, OutputExistsError):
+        raise
+    except OSError as e:
+        raise OutputError(f"{p}: cannot write ({e.strerror or e}); nothing was written under this name") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+def _sync_complete(tmp: str) -> None:
+    """Flush the written file to the disk and refuse an empty one (a writer that failed silently)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    if size == 0:
+        raise OSError(errno.EIO, "the writer produced an empty file")
+
+
+def _place(tmp: str, p: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, p)
+        return
+    try:
+        os.link(tmp, p)  # fails if p exists: no window in which another file is replaced
+    except FileExistsError:
+        raise OutputExistsError(f"{p}: already exists; not written over (use --overwrite to replace it)") from None
+    except OSError:  # a file system without hard links: the check above is the guard
+        if os.path.lexists(p):
+            raise OutputExistsError(f"{p}: already exists; not written over (use --overwrite to replace it)") from None
+        os.replace(tmp, p)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make the rename durable; best effort (not every platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> None:
+    """UTF-8 text, atomically; a character UTF-8 cannot hold (a surrogate from an undecodable
+    file name) is written as a backslash escape rather than failing the whole write."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8", errors="backslashreplace")
+
+
+def is_within(path: str | Path, root: str | Path) -> bool:
+    """True if ``path`` is ``root`` or below it, links resolved (so a symlinked output folder
+    that points into the input tree counts as inside it)."""
+    p, r = Path(path).resolve(), Path(root).resolve()
+    return p == r or r in p.parents
 
 
 def check_new_dir(out: str | Path | None) -> None:
     """Raise if ``out`` exists and holds anything: results are never written over."""
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-        from aedetect.errors import AedetectError
-
         raise AedetectError(f"{out}: folder exists and is not empty; choose a new --out "
                             "(or --resume it to continue that run)")
 
 
+CLAIM_FILE = ".aedetect-run"
+
+
+def claim_dir(p: Path) -> Path:
+    """Make ``p`` this process's run folder, atomically: a claim file created exclusively
+    (``O_EXCL``), so of two runs given the same new folder exactly one goes on. The file stays
+    (it names the process and the time); ``--resume`` reuses a claimed folder on purpose."""
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise AedetectError(f"{p}: another run has claimed this folder; choose a new --out") from None
+    except OSError as e:
+        raise OutputError(f"{p}: cannot create the run folder ({e.strerror or e})") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"pid {os.getpid()} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+    if any(q.name != CLAIM_FILE for q in p.iterdir()):  # filled between our check and the claim
+        raise AedetectError(f"{p}: folder exists and is not empty; choose a new --out")
+    return p
+
+
 def new_run_dir(out: str | Path | None, base: str | Path = "runs", prefix: str = "fit") -> Path:
-    """``out`` if given (it must not already hold a model), else a new ``runs/<prefix>-<time>``.
+    """``out`` if given (it must be new or empty, and is claimed atomically: see
+    :func:`claim_dir`), else a new ``runs/<prefix>-<time>``.
 
     Never reuses a folder that has results in it: a second run gets a numbered sibling.
     """
     if out is not None:
         check_new_dir(out)
-        p = Path(out)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+        return claim_dir(Path(out))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     root = Path(base)
     root.mkdir(parents=True, exist_ok=True)

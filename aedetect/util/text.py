@@ -1,0 +1,26 @@
+"""File names as text that every writer can hold.
+
+On POSIX a file name is bytes; Python decodes one that is not valid UTF-8 (a Latin-1
+``caf\\xe9.png``) with surrogate escapes (``'caf\\udce9.png'``), which opens the file again but
+cannot be encoded as UTF-8: writing it to a CSV, a JSON file, an HTML page or a terminal
+raises ``UnicodeEncodeError`` and lost whole runs. :func:`printable` shows each undecodable
+byte as ``\\xNN`` instead, so the name stays recognisable and every output stays valid UTF-8.
+"""
+
+from __future__ import annotations
+
+
+def printable(text: object) -> str:
+    """``str(text)`` with surrogate-escaped bytes as ``\\xNN`` (and any other lone surrogate as
+    ``\\udNNN``): always encodable as UTF-8; unchanged for a valid name."""
+    s = str(text)
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")

@@ -1,0 +1,81 @@
+"""Bad image files, made small and on purpose: what bench/hostile.py feeds every command and
+what the tests of issue 11 are built from (they load this file by path, as the legacy-model
+test loads its maker). Each maker writes one file from a real photograph (scikit-image's
+camera) and returns its path."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def camera(h: int = 32, w: int = 32, top: int = 120, left: int = 220) -> np.ndarray:
+    """A uint8 crop of scikit-image's camera photograph (the man and his tripod)."""
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.camera()[top:top + h, left:left + w])
+
+
+def multipage_tiff(path: Path, pages: int) -> Path:
+    """``pages`` grayscale pages in one TIFF (the stack that a reader can take for RGB/RGBA)."""
+    import tifffile
+
+    stack = np.stack([camera(top=100 + 20 * i) for i in range(pages)])
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    return path
+
+
+def animated(path: Path, frames: int = 3) -> Path:
+    """An animated PNG (APNG) or WebP, by ``path``'s extension."""
+    ims = [Image.fromarray(camera(left=200 + 10 * i)) for i in range(frames)]
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=100, loop=0)
+    return path
+
+
+def huge_tiff(path: Path, width: int = 30000, height: int = 30000) -> Path:
+    """A TIFF of a few hundred bytes whose tags declare ``width`` x ``height`` pixels: a 16x16
+    image written by tifffile, its ImageWidth/ImageLength tags then patched."""
+    import tifffile
+
+    tifffile.imwrite(path, camera(16, 16), photometric="minisblack")
+    raw = bytearray(path.read_bytes())
+    assert raw[:4] == b"II*\x00"
+    ifd = struct.unpack_from("<I", raw, 4)[0]
+    for i in range(struct.unpack_from("<H", raw, ifd)[0]):
+        at = ifd + 2 + 12 * i
+        tag, kind = struct.unpack_from("<HH", raw, at)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            fmt = "<H" if kind == 3 else "<I"
+            struct.pack_into(fmt, raw, at + 8, width if tag == 256 else height)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def huge_png(path: Path, width: int = 30000, height: int = 30000, bit_depth: int = 16, colour_type: int = 2) -> Path:
+    """A valid-looking PNG header declaring ``width`` x ``height`` (default 16-bit RGB, the kind
+    that goes through pypng) with the image data of a few rows only."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    row = b"\x00" + bytes(width * channels * bit_depth // 8)
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(row * 4, 9))
+                     + _chunk(b"IEND", b""))
+    return path
+
+
+def latin1_named_png(folder: Path, stem: bytes = b"caf\xe9", image: np.ndarray | None = None) -> Path:
+    """A PNG (``image``, default a camera crop) whose file name is Latin-1, not valid UTF-8
+    (written through a bytes path); the returned Path holds the name as Python decodes it (with
+    a surrogate escape)."""
+    name = os.path.join(os.fsencode(folder), stem + b".png")
+    with open(name, "wb") as fh:
+        Image.fromarray(camera() if image is None else image).save(fh, format="PNG")
+    return Path(os.fsdecode(name))
