@@ -191,6 +191,10 @@ class ScoringStream:
     def masks_ok(self) -> bool:
         raise NotImplementedError
 
+    def anomalous_kinds(self) -> list[str]:
+        """The kinds of the anomalous images (MVTec AD's defect folders), known before decoding."""
+        raise NotImplementedError
+
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         raise NotImplementedError
 
@@ -208,6 +212,12 @@ class ImageSetStream(ScoringStream):
     @property
     def masks_ok(self) -> bool:
         return self.data.masks is not None
+
+    def anomalous_kinds(self) -> list[str]:
+        d = self.data
+        if d.labels is None or not d.kinds:
+            return []
+        return sorted({k for k, lab in zip(d.kinds, d.labels.tolist()) if lab == 1})
 
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         d, n = self.data, len(self.data)
@@ -247,6 +257,9 @@ class FileStream(ScoringStream):
     @property
     def masks_ok(self) -> bool:
         return self.with_masks and self._all_anomalous_masked and self._any_masked
+
+    def anomalous_kinds(self) -> list[str]:
+        return sorted({e[2] for e in self.entries if e[1] == 1}) if self.labelled else []
 
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         def read(p: Path) -> tuple[np.ndarray | None, str | None]:
@@ -315,14 +328,17 @@ class FileStream(ScoringStream):
 
 def open_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = None, abnormal_dir: str | None = None,
                       mask_dir: str | None = None, normal_class: int | None = None,
-                      data_root: str | None = None) -> ScoringStream:
+                      data_root: str | None = None, max_images: int | None = None) -> ScoringStream:
     """:func:`load_scoring_data` as a :class:`ScoringStream`: folders are decoded batch by batch
     (datasets by name are small and come decoded; so do folders for a model without a fixed
-    ``data.size``, whose size is the most common one of the whole folder)."""
+    ``data.size``, whose size is the most common one of the whole folder). ``max_images``: only
+    the first N files are ever decoded (the first N images of a dataset by name)."""
     r = _resolve(data, cfg, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                  normal_class=normal_class, data_root=data_root)
     if isinstance(r, ImageSet):
-        return ImageSetStream(r)
+        return ImageSetStream(r if max_images is None else r.subset(list(range(min(max_images, len(r))))))
+    if max_images is not None:
+        r.entries = r.entries[:max_images]
     if cfg.size is None:
         return ImageSetStream(_decode_all(r, cfg))
     return FileStream(r.entries, cfg, r.what, r.labelled)
