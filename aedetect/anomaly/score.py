@@ -35,6 +35,7 @@ from aedetect.data.imageset import ImageSet
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import DataError
 from aedetect.util.fsutil import atomic_path, new_run_dir, write_text_atomic
+from aedetect.util.outdir import writes_to
 from aedetect.anomaly.gallery import Gallery, GalleryItem
 from aedetect.anomaly.heatmap import heatmap_name, heatmap_panel, write_heatmap
 from aedetect.anomaly.kinds import KindPixels, kind_rows
@@ -113,9 +114,20 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     the largest map value of the first batch). ``report``: also write report.html (see
     :mod:`aedetect.anomaly.report`) with a gallery of ``gallery_size`` images per section.
     """
+    check_score_options(model, data, out, batch_size, max_images)  # before any work
+    with writes_to(out if out is not None else "runs"):  # a write error names the run folder
+        return _score(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
+                      heatmaps=heatmaps, batch_size=batch_size, device=device, max_images=max_images,
+                      report=report, gallery_size=gallery_size)
+
+
+def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, normal_dir: str | None,
+           abnormal_dir: str | None, mask_dir: str | None, normal_class: int | None, data_root: str | None,
+           all_heatmaps: bool, heatmaps: bool, batch_size: int, device: str, max_images: int | None,
+           report: bool, gallery_size: int) -> ScoreReport:
     from aedetect.data.labelled import ImageSetStream, open_scoring_data
 
-    check_score_options(model, data, out, batch_size, max_images)  # before any work
     det = AnomalyDetector.load(model, device=device)
     cfg = det.config_
     stream = ImageSetStream(data if max_images is None else data.subset(list(range(min(max_images, len(data)))))) \

@@ -25,6 +25,7 @@ from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
 from aedetect.util.fsutil import write_text_atomic
+from aedetect.util.outdir import check_not_inside
 from aedetect.util.progress import progress_bar
 
 log = logging.getLogger("aedetect")
@@ -51,10 +52,7 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
     if not input_path.exists():
         raise DataError(f"{input_path}: no such file or folder")
     src_root = input_path if input_path.is_dir() else input_path.parent
-    out_r, src_r = out.resolve(), src_root.resolve()
-    if input_path.is_dir() and (out_r == src_r or src_r in out_r.parents):
-        raise DataError(f"--out {out}: must not be the input folder or inside it (outputs would be "
-                        "taken for inputs on the next run)")
+    check_not_inside(out, input_path)
     files = find_images(input_path)
     if not files:
         raise DataError(f"{input_path}: no image files found")

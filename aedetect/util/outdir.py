@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aedetect.errors import AedetectError
@@ -39,3 +41,28 @@ def check_out_folder(out: str | Path | None, option: str = "--out") -> None:
         raise OutputPathError(f"{option} {p}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{option} {p}: {parent} is not writable (permission denied)")
+
+
+@contextmanager
+def writes_to(path: str | Path) -> Iterator[None]:
+    """An OSError in the block that names no file (``write()`` on a full disk raises ENOSPC
+    without one), or only the temporary sibling of an atomic write, is re-raised naming
+    ``path``, the output being written, so the CLI's one error line says where:
+    ``runs/s: No space left on device``."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None:
+            raise
+        named = e.filename
+        if named is not None:  # the temporary sibling of an atomic write says nothing to a user
+            f = Path(str(named))
+            if not (f.name.startswith(".") and ".tmp" in f.name and f.parent == Path(path).parent):
+                raise
+        raise type(e)(e.errno, e.strerror, str(path)) from e
+    except Exception as e:  # safetensors' writer reports I/O errors as its own SafetensorError
+        text = str(e)
+        if type(e).__name__ != "SafetensorError" or "I/O error" not in text:
+            raise
+        why = text.split("I/O error:", 1)[1].split("(os error")[0].strip()
+        raise OutputPathError(f"{path}: {why}") from None
