@@ -14,7 +14,9 @@ from aedetect.data.imageset import ImageSet
 from aedetect.errors import AedetectError, DataError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
+from aedetect.util.outdir import writes_to
 from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.checks import check_device
 from aedetect.core.heads import get_head
 from aedetect.core.train import FitResult, Trainer, is_main_process
 
@@ -64,7 +66,9 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
     """
     if resume is None:
         check_new_dir(out)  # refuse a used --out before spending time on loading
-    with flush_denormals():  # training, calibration and test metrics: see aedetect.core.fastmath
+    check_device(cfg.train.device)  # and a device this machine lacks, before decoding
+    # A write error that names no file (a full disk) names the run folder.
+    with writes_to(resume or out or "runs"), flush_denormals():  # flush: see aedetect.core.fastmath
         return _fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
                     tensorboard=tensorboard, run_name=run_name, model_name=model_name)
 

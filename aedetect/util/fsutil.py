@@ -36,6 +36,10 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def check_new_dir(out: str | Path | None) -> None:
     """Raise if ``out`` exists and holds anything: results are never written over."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        from aedetect.util.outdir import check_out_folder
+
+        check_out_folder(out)  # "is a file, not a folder", not "folder is not empty"
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
         from aedetect.errors import AedetectError
 
