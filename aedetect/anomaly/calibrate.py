@@ -37,7 +37,7 @@ from aedetect.data.imageset import ImageSet
 from aedetect.anomaly.scoreopts import CALIBRATION_RULES as RULES
 from aedetect.anomaly.scoreopts import check_calibrate_options, check_new_file, check_target_fpr
 from aedetect.errors import ConfigError, DataError
-from aedetect.util.outdir import writes_to
+from aedetect.util.outdir import remove_orphans, writes_to
 
 log = logging.getLogger("aedetect")
 
@@ -173,6 +173,7 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
                previous_threshold_rule=old.get("threshold_rule"), recalibrated_from=str(model))
     check_new_file(out)  # again: scoring may take long enough for another process to create it
     extra = {k: v for k, v in meta.items() if k not in _WRITER_KEYS}
+    remove_orphans(Path(out).parent, recursive=False)  # of an earlier calibrate killed mid-write
     with writes_to(out):  # a full disk or a read-only folder: one line naming the file
         save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra)
     return CalibrationReport(

@@ -14,7 +14,7 @@ from aedetect.data.imageset import ImageSet
 from aedetect.errors import AedetectError, DataError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
-from aedetect.util.outdir import writes_to
+from aedetect.util.outdir import remove_orphans, writes_to
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.checks import check_device
 from aedetect.core.heads import get_head
@@ -92,6 +92,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, *, normal_cl
                                        model_name=model_name, corrupt=corrupt)
     trainer = Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
     if resume is not None:
+        remove_orphans(run_dir, recursive=False)  # temporary files of the killed run
         trainer.load_state(run_dir / "checkpoint.safetensors")
         log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
     result = trainer.fit(train_set, val_set)

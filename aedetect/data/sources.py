@@ -17,7 +17,8 @@ import torch
 
 from aedetect.data.settings import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
-from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
+from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from aedetect.data.scan import scan_images
 from aedetect.errors import DataError
 from aedetect.util.progress import progress_bar
 
@@ -34,11 +35,10 @@ def default_data_root() -> str:
 
 
 def find_images(root: str | Path) -> list[Path]:
-    """Every image file below ``root``, recursively, in a stable (sorted) order."""
-    r = Path(root)
-    if r.is_file():
-        return [r]
-    return sorted(p for p in r.rglob("*") if p.is_file() and is_image_file(p))
+    """Every image file below ``root``, recursively, in a stable (sorted) order; what is
+    skipped (broken symlinks, loops, unreadable folders, .gif ...) is warned about and
+    counted (:func:`aedetect.data.scan.scan_images`)."""
+    return scan_images(root).files
 
 
 def is_mvtec(root: str | Path) -> bool:

@@ -25,7 +25,7 @@ from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
 from aedetect.util.fsutil import write_text_atomic
-from aedetect.util.outdir import check_not_inside
+from aedetect.util.outdir import check_not_inside, remove_orphans
 from aedetect.util.progress import progress_bar
 
 log = logging.getLogger("aedetect")
@@ -109,6 +109,7 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
     the same relative path, written to ``csv_path`` (default OUT/denoise_metrics.csv)."""
     inp, outp = Path(input_path), Path(out)
     jobs = plan(inp, outp)
+    remove_orphans(outp)  # a killed earlier run's half-written temporary files
     rep = DenoiseReport()
     ref = Path(reference) if reference is not None else None
     if ref is not None and not ref.is_dir():

@@ -19,14 +19,31 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
+    # The writer's pid in the name: util.outdir.remove_orphans() removes the temporary files of
+    # a process killed mid-write (kill -9, power loss), never those of one still writing.
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.{os.getpid()}.", suffix=f".tmp{p.suffix}", dir=p.parent)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc/self/status), else by the
+    set-and-restore of os.umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,3 +67,49 @@ def writes_to(path: str | Path) -> Iterator[None]:
             raise
         why = text.split("I/O error:", 1)[1].split("(os error")[0].strip()
         raise OutputPathError(f"{path}: {why}") from None
+
+
+# util.fsutil.atomic_path's temporary names: .<stem>.<pid>.<random>.tmp<suffix>; files of
+# older versions lack the pid.
+_TEMP = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp(?:\.[^.]+)?$")
+STALE_SECONDS = 3600  # a pid-less temporary file this old is a leftover, not a write
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphans(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``folder``: those whose
+    process is gone (and pid-less ones older than an hour). Another process's write in progress
+    is left alone. Returns what was removed (each logged)."""
+    import logging
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for p in (root.rglob(".*.tmp*") if recursive else root.glob(".*.tmp*")):
+        m = _TEMP.match(p.name)
+        if m is None or not p.is_file() or p.is_symlink():
+            continue
+        pid = m.group("pid")
+        try:
+            stale = (not _alive(int(pid))) if pid else now - p.stat().st_mtime > STALE_SECONDS
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    if removed:
+        logging.getLogger("aedetect").warning("%s: removed %d temporary file(s) left by an interrupted run",
+                                              root, len(removed))
+    return removed
