@@ -102,3 +102,17 @@ def test_info_json_is_unchanged_by_the_header_path() -> None:
     assert d["config"] == mf.config.to_dict()
     assert {k: d[k] for k in ("parameters", "encoder_parameters", "decoder_parameters")} == mf.model.parameter_counts()
     assert d["calibration"]["threshold"] == mf.calibration["threshold"]
+
+
+def test_make_grid_is_torchvisions() -> None:
+    """core.plots.make_grid (so training needs no torchvision) lays tiles out as torchvision does."""
+    import torch
+    from torchvision.utils import make_grid as tv_make_grid
+
+    from aedetect.core.plots import make_grid
+
+    g = torch.Generator().manual_seed(0)
+    for n, c, nrow, pad in ((1, 1, 8, 2), (5, 1, 2, 2), (8, 3, 8, 2), (7, 3, 3, 0), (3, 1, 8, 5)):
+        t = torch.rand(n, c, 6, 9, generator=g)
+        assert torch.equal(make_grid(t, nrow=nrow, padding=pad, pad_value=1.0),
+                           tv_make_grid(t, nrow=nrow, padding=pad, pad_value=1.0)), (n, c, nrow, pad)
