@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -77,6 +78,12 @@ def compute_metrics(labels: np.ndarray | None, scores: np.ndarray, threshold: fl
         out.update(pixel)
         out["pixel_threshold"] = pixel_threshold
     return out
+
+
+def _panel(res: Any, gt: np.ndarray | None, j: int, vmax: float, threshold: float) -> np.ndarray:
+    """Image ``j`` of a scored batch as a labelled heat-map panel."""
+    return heatmap_panel(res.inputs[j], res.recon[j], res.maps[j], res.masks[j], vmax,
+                         gt[j] if gt is not None else None, score=float(res.scores[j]), threshold=threshold)
 
 
 def heatmap_root(data: str | ImageSet, normal_dir: str | None, abnormal_dir: str | None) -> Path | None:
@@ -179,23 +186,19 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
                 kind_pix.add(gt, res.maps, lab, batch.kinds)  # type: ignore[union-attr,arg-type]
             if heatmaps:
                 vmax = vmax or float(res.maps.max())
-
-            def panel(j: int) -> np.ndarray:
-                return heatmap_panel(res.inputs[j], res.recon[j], res.maps[j], res.masks[j], vmax,  # type: ignore[index]
-                                     gt[j] if gt is not None else None, score=float(res.scores[j]),
-                                     threshold=det.threshold_)
-
             for j in range(len(batch)):
                 name = heatmap_name(batch.paths[j], root, n0 + j)
                 wanted = heatmaps and (all_heatmaps or bool(res.flags[j]))
+                draw = functools.partial(_panel, res, gt, j, vmax, det.threshold_)  # called at once, never kept
                 if wanted:
-                    write_heatmap(run / "heatmaps" / name, panel(j))
+                    write_heatmap(run / "heatmaps" / name, draw())
                     n_maps += 1
                 if report:
                     item = GalleryItem(index=n0 + j, path=batch.paths[j], score=float(res.scores[j]),
                                        flag=bool(res.flags[j]), label=None if lab is None else int(lab[j]),
                                        kind=batch.kinds[j] if batch.kinds else "", panel=None)
-                    gallery.offer(item, name, wanted, (lambda j=j: panel(j)) if heatmaps else None)  # type: ignore[union-attr,misc]
+                    gallery.offer(item, name, wanted, draw if heatmaps else None)  # type: ignore[union-attr]
+                del draw
             bar.update(info=f"flagged {n_flagged}")
             del res, batch, gt
         if run is None:  # a FileStream has raised already; this is an empty ImageSet

@@ -61,6 +61,16 @@ def _numpy_digest(arrays: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def parse_metadata(path: str | Path, raw: dict[str, str]) -> Any:
+    """The aedetect record of a safetensors header's metadata (shared with modelfile._read)."""
+    if META_KEY not in raw:
+        raise ModelFileError(f"{path}: a safetensors file without aedetect metadata (not an aedetect model)")
+    try:
+        return json.loads(raw[META_KEY])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path}: metadata is not valid JSON ({e})") from None
+
+
 def read_header(path: str | Path, verify: bool = True) -> ModelHeader:
     """Metadata and shapes of an aedetect model file; ``verify``: also check the weights'
     checksum. A missing, unreadable or non-aedetect file is one :class:`ModelFileError`."""
@@ -76,12 +86,7 @@ def read_header(path: str | Path, verify: bool = True) -> ModelHeader:
             arrays = {k: f.get_tensor(k) for k in f.keys()} if verify else {}
     except Exception as e:  # SafetensorError, OSError, a dtype numpy lacks: all "not readable"
         raise ModelFileError(f"{p}: not a readable model file, truncated or corrupt ({e})") from None
-    if META_KEY not in raw:
-        raise ModelFileError(f"{p}: a safetensors file without aedetect metadata (not an aedetect model)")
-    try:
-        meta = json.loads(raw[META_KEY])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{p}: metadata is not valid JSON ({e})") from None
+    meta = parse_metadata(p, raw)
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise ModelFileError(f"{p}: metadata without a config (not an aedetect model file)")
     if verify and meta.get("sha256") != _numpy_digest(arrays):

@@ -25,6 +25,7 @@ from aedetect.version import __version__
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError, ModelFileError
 from aedetect.core.fastmath import preferred_memory_format
+from aedetect.core.header import parse_metadata
 from aedetect.util.fsutil import atomic_path
 from aedetect.core.cae import ConvAutoencoder
 
@@ -93,13 +94,7 @@ def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: not a readable model file, truncated or corrupt ({e})") from None
-    if META_KEY not in raw_meta:
-        raise ModelFileError(f"{path}: a safetensors file without aedetect metadata (not an aedetect model)")
-    try:
-        meta = json.loads(raw_meta[META_KEY])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path}: metadata is not valid JSON ({e})") from None
-    return tensors, meta
+    return tensors, parse_metadata(path, raw_meta)
 
 
 def save_model(path: str | Path, model: nn.Module, config: Config, *, training: dict[str, Any] | None = None,

@@ -127,7 +127,11 @@ def load_torchvision(name: str, cfg: DataConfig, *, train: bool, normal_class: i
     With ``normal_class`` K and ``only_normal`` (fit), only class K is kept; otherwise every
     image is kept and ``labels`` is 1 for every class but K (the one-class protocol's test set).
     """
-    import torchvision.datasets as tvd
+    try:
+        import torchvision.datasets as tvd
+    except Exception as e:  # a CPU-only torch beside a CUDA torchvision: its ops do not load
+        raise DataError(f"{name}: torchvision cannot be imported ({e}); install torch and torchvision "
+                        "from the same index (docs/install.md)") from None
 
     root = data_root or default_data_root()
     cls = getattr(tvd, TORCHVISION_DATASETS[name])
