@@ -107,3 +107,29 @@ def test_max_images_limits_what_is_decoded(tmp_path: Path, digits_uint8, model_f
     assert r.exit_code == 0, r.output
     assert len(decoded) == 11 and read_metadata(tmp_path / "run2" / "model.safetensors")["training"]["images"] == 10
     assert np.all([p.endswith(f"d{i:03d}.png") for i, p in enumerate(decoded)])
+
+
+def test_values_of_the_wrong_type_are_refused_at_the_boundary(tmp_path: Path, model_file: Path,  # type: ignore[no-untyped-def]
+                                                              digits_uint8, decoded: list[str]) -> None:
+    """A calibration value of the wrong type (in the call or in the model file) and a negative
+    tile overlap are one clear error, never a TypeError from deep inside."""
+    from aedetect import AnomalyDetector
+    from aedetect.anomaly.calibrate import recalibrate
+    from aedetect.denoise.denoiser import Denoiser
+    from aedetect.errors import ConfigError, ModelFileError
+
+    folder = _folder(tmp_path / "in", 10, digits_uint8)
+    with pytest.raises(ConfigError, match="--target-fpr"):
+        recalibrate(model_file, str(folder), tmp_path / "n.safetensors", rule="fpr", target_fpr="0.1")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--batch-size"):
+        recalibrate(model_file, str(folder), tmp_path / "n.safetensors", batch_size=0)
+    with pytest.raises(ConfigError, match="--overlap"):
+        Denoiser(overlap=-5)
+    assert decoded == []
+    det = AnomalyDetector.load(model_file)
+    det.calibration_ = {**det.calibration_, "threshold": "0.5"}  # a hand-edited file
+    bad = det.save(tmp_path / "bad.safetensors")
+    with pytest.raises(ModelFileError, match="calibration.threshold"):
+        AnomalyDetector.load(bad)
+    r = runner.invoke(app, ["score", str(bad), str(folder), "--out", str(tmp_path / "s")])
+    assert r.exit_code == 1 and "calibration.threshold is '0.5'" in r.output and decoded == []
