@@ -55,7 +55,7 @@ def test_fit_without_out_makes_a_new_run_folder(digit_folder: Path, tmp_path: Pa
 ])
 def test_bad_options_are_one_red_line(digit_folder: Path, args: list[str], message: str) -> None:
     r = runner.invoke(app, ["fit", str(digit_folder), "--epochs", "1", *args])
-    assert r.exit_code == 1
+    assert r.exit_code == 64  # a usage error (was 1 before usage errors got their own code)
     assert message in r.output
     assert "Traceback" not in r.output
 
@@ -88,7 +88,7 @@ def test_info_json_for_a_preset_and_a_file(digit_folder: Path, tmp_path: Path) -
     table = runner.invoke(app, ["info", str(out / "model.safetensors")])
     assert table.exit_code == 0 and "encoder_parameters" in table.output
     bad = runner.invoke(app, ["info", str(tmp_path / "nothing.safetensors")])
-    assert bad.exit_code == 1 and "neither a model file nor a preset" in bad.output
+    assert bad.exit_code == 64 and "neither a model file nor a preset" in bad.output
 
 
 def test_mnist_by_name_with_normal_class(shared_data: Path, tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_demo_fast_runs_end_to_end(tmp_path: Path) -> None:
 def test_bad_head_settings_fail_before_a_run_folder_exists(digit_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     r = runner.invoke(app, ["fit", str(digit_folder), "--out", str(out), "--set", "anomaly.score=median"])
-    assert r.exit_code == 1 and "anomaly.score" in r.output
+    assert r.exit_code == 64 and "anomaly.score" in r.output
     assert not out.exists()
 
 

@@ -183,4 +183,4 @@ def test_fit_cli_on_a_folder_of_mixed_sizes_and_depths(tmp_path: Path) -> None:
     assert mf.config.task == "denoise" and mf.config.model.skip and mf.config.model.residual
     assert mf.config.denoise["noise"] == ["gaussian", "speckle"] and list(mf.config.data.size) == [32, 32]
     bad = runner.invoke(app, ["fit", "--task", "denoise", str(src), "--noise", "pink", "--out", str(tmp_path / "r2")])
-    assert bad.exit_code == 1 and "denoise.noise: 'pink' is not one of" in bad.output
+    assert bad.exit_code == 64 and "denoise.noise: 'pink' is not one of" in bad.output

@@ -6,7 +6,6 @@ import csv
 import threading
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner

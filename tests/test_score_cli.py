@@ -82,7 +82,7 @@ def test_mvtec_layout_gives_metrics_and_curves(model_file: Path, digits, tmp_pat
         assert 0.0 <= m[key] <= 1.0, key
     assert m["image_auroc"] > 0.9
     assert (out / "roc.png").is_file() and (out / "pr.png").is_file()
-    assert len(list((out / "heatmaps").glob("*.png"))) == 50
+    assert len(list((out / "heatmaps").rglob("*.png"))) == 50
     rows = _rows(out / "scores.csv")
     assert {row["label"] for row in rows} == {"0", "1"}
 

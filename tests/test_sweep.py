@@ -57,4 +57,4 @@ def test_sweep_argument_errors() -> None:
         parse_vary("model.latent_dim=10")
     assert [p.label for p in vary_points("train.weight_decay", [0, 1e-5])] == ["weight_decay=0", "weight_decay=1e-05"]
     r = CliRunner().invoke(app, ["sweep", "digits", "--preset", "small"])
-    assert r.exit_code == 1 and "--latent or --vary" in r.output
+    assert r.exit_code == 64 and "--latent or --vary" in r.output

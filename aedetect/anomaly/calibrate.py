@@ -34,12 +34,14 @@ from typing import Any
 import numpy as np
 
 from aedetect.data.imageset import ImageSet
-from aedetect.errors import AedetectError, ConfigError, DataError
+from aedetect.anomaly.scoreopts import CALIBRATION_RULES as RULES
+from aedetect.anomaly.scoreopts import check_calibrate_options, check_new_file, check_target_fpr
+from aedetect.errors import ConfigError, DataError
 from aedetect.util.text import printable
+from aedetect.util.outdir import remove_orphans, writes_to
 
 log = logging.getLogger("aedetect")
 
-RULES = ("f1", "fpr")
 PIXEL_SAMPLE = 2_000_000  # pixels; the PR curve over more is slow and changes the optimum little
 # Metadata keys that save_model writes itself; every other key of the input file is carried over.
 _WRITER_KEYS = ("format", "format_version", "aedetect_version", "sha256", "record_sha256", "training", "calibration")
@@ -68,12 +70,6 @@ class CalibrationReport:
     old_pixel_f1: float | None = None
     new_pixel_f1: float | None = None
     calibration: dict[str, Any] = field(default_factory=dict)
-
-
-def check_new_file(out: str | Path) -> None:
-    """Raise if ``out`` exists: a model file (anyone's) is never written over."""
-    if Path(out).exists():
-        raise AedetectError(f"{out}: already exists; choose a new --out (calibrate never overwrites a file)")
 
 
 def _fpr(normal_scores: np.ndarray, threshold: float) -> float:
@@ -109,8 +105,7 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
         return f1_threshold(calibration, labels, scores)
     if rule != "fpr":
         raise ConfigError(f"--rule: {rule!r} is not one of {', '.join(RULES)}")
-    if isinstance(target_fpr, bool) or not 0 < target_fpr <= 0.5:
-        raise ConfigError(f"--target-fpr: must be a number in (0, 0.5], got {target_fpr!r}")
+    check_target_fpr(target_fpr)
     if normal.size == 0:
         raise DataError("--rule fpr needs normal images in DATA (label 0: test/good, --normal-dir, "
                         "or the --normal-class of a dataset)")
@@ -140,9 +135,7 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
     from aedetect.anomaly.metrics import best_f1, both_classes, f1_at_threshold
     from aedetect.util.progress import progress_bar
 
-    if rule not in RULES:  # cheap checks first: fail before any image is decoded
-        raise ConfigError(f"--rule: {rule!r} is not one of {', '.join(RULES)}")
-    check_new_file(out)
+    check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before any image is decoded
     det = AnomalyDetector.load(model, device=device)
     meta = det.metadata_
     images = data if isinstance(data, ImageSet) else load_scoring_data(
@@ -181,8 +174,10 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
                previous_threshold_rule=old.get("threshold_rule"), recalibrated_from=printable(model))
     check_new_file(out)  # again: scoring may take long enough for another process to create it
     extra = {k: v for k, v in meta.items() if k not in _WRITER_KEYS}
-    save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra,
-               overwrite=False)
+    remove_orphans(Path(out).parent, recursive=False)  # of an earlier calibrate killed mid-write
+    with writes_to(out):  # a full disk or a read-only folder: one line naming the file
+        save_model(out, det.model_, det.config_, training=meta.get("training"), calibration=cal, extra=extra,
+                   overwrite=False)
     return CalibrationReport(
         out=Path(out), rule=rule, n_images=len(images), n_normal=int((labels == 0).sum()),
         n_anomalous=int((labels == 1).sum()), old_threshold=old_t, new_threshold=new_t, old_f1=old_f1,

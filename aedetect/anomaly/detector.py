@@ -21,7 +21,7 @@ from torch import Tensor
 
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, stack_images
-from aedetect.errors import DataError
+from aedetect.errors import DataError, ModelFileError
 from aedetect.anomaly.maps import run_model
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.threshold import combine_scores, f1_threshold, normalise
@@ -68,6 +68,20 @@ def as_imageset(images: Any, cfg: Config | None = None) -> ImageSet:
         raise DataError("pass integer images (uint8 0..255 or uint16); float inputs are ambiguous in range")
     max_value = 255.0 if t.dtype == torch.uint8 else 65535.0
     return ImageSet(images=t if t.dtype == torch.uint8 else t.to(torch.int32), max_value=max_value)
+
+
+def check_calibration(cal: dict[str, Any], path: str | Path) -> None:
+    """The calibration values scoring compares against are finite numbers: a file whose
+    ``threshold`` is a string or a list is refused on loading with one line, never a
+    traceback in the middle of scoring."""
+    import math
+
+    for key in ("threshold", "pixel_threshold", "map_display_max"):
+        v = cal.get(key)
+        if v is None and key != "threshold":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ModelFileError(f"{path}: calibration.{key} is {v!r}, not a finite number (file damaged or edited)")
 
 
 class AnomalyDetector:
@@ -147,12 +161,15 @@ class AnomalyDetector:
         """A fitted detector from a model file written by ``fit``/``aedetect fit``;
         ``device`` may be 'auto' (cuda, then mps, then cpu)."""
         from aedetect.core.modelfile import load_model
+        from aedetect.core.checks import check_device
         from aedetect.core.train import resolve_device
 
+        check_device(device)
         dev = str(resolve_device(device))
         mf = load_model(path, device=dev)
         if mf.config.task != "anomaly" or "threshold" not in mf.calibration:
             raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
+        check_calibration(mf.calibration, path)
         det = cls(device=dev)
         det.model_, det.config_, det.calibration_ = mf.model, mf.config, mf.calibration
         det.metadata_ = mf.metadata  # the file's whole record (aedetect calibrate copies it on)

@@ -9,19 +9,18 @@ threshold.py.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from aedetect.anomaly.latent import encode_bank, train_latent_bank
-from aedetect.anomaly.maps import run_model
 from aedetect.anomaly.settings import AnomalySettings
-from aedetect.anomaly.threshold import calibrate_scores
 from aedetect.core.config import Config
 from aedetect.core.heads import BaseHead
-from aedetect.data.imageset import ImageSet
 from aedetect.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported by calibrate() only: validating a config (``aedetect
+    import torch   # info MODEL``, a usage error) must not cost the 1.5 s of ``import torch``
+    from torch import nn
+
+    from aedetect.data.imageset import ImageSet
 
 log = logging.getLogger("aedetect")
 
@@ -67,6 +66,10 @@ class AnomalyHead(BaseHead):
         train``) the bank comes from ``train`` (the images the model trained on), never from
         ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
         ``learned`` map's network is trained on ``train`` only."""
+        from aedetect.anomaly.latent import encode_bank, train_latent_bank
+        from aedetect.anomaly.maps import run_model
+        from aedetect.anomaly.threshold import calibrate_scores
+
         s = AnomalySettings.from_config(cfg)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
                                             ("anomaly.map 'learned'", s.map == "learned"),

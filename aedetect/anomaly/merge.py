@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from aedetect.anomaly.kinds import KindPixels, kind_rows
 from aedetect.anomaly.metrics import PixelMetrics, both_classes
 from aedetect.anomaly.score import (CSV_HEADER, SHARD_PIXELS, SHARD_RECORD, ScoreReport, compute_metrics,
                                     save_curves)
@@ -103,8 +104,13 @@ def merge_scores(shards: list[str | Path], out: str | Path | None = None, copy_h
                 acc.merge(PixelMetrics.load(p))
             pixel = acc.result()
     metrics = compute_metrics(labels, scores, first["threshold"], pixel, first.get("pixel_threshold"))
+    kinds = [r[5] for _, r in good]
+    rows = kind_rows(scores, labels, flags, kinds, _kind_pixels(read) if pixel is not None else None) \
+        if labels is not None and any(kinds) else []
     if metrics:
         metrics.update(model=first["model"], data=first["data"], threshold_rule=first.get("threshold_rule"))
+        if rows:
+            metrics["per_kind"] = [r.as_dict() for r in rows]
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
         if both_classes(labels):
             save_curves(run, labels, scores, first["threshold"])  # type: ignore[arg-type]
@@ -112,6 +118,16 @@ def merge_scores(shards: list[str | Path], out: str | Path | None = None, copy_h
     return ScoreReport(out=run, n_images=len(good), n_flagged=int(flags.sum()), n_errors=len(bad),
                        threshold=first["threshold"], metrics=metrics, heatmaps=n_maps,
                        flagged_paths=[r[0] for _, r in good if r[3] == "1"])
+
+
+def _kind_pixels(read: list[tuple[Path, dict[str, Any], list[list[str]]]]) -> KindPixels:
+    """Every shard's per-kind pixel sums, added kind by kind."""
+    kp = KindPixels([])
+    for folder, rec, _ in read:
+        for i, kind in enumerate(rec.get("pixel_kinds", [])):
+            acc = PixelMetrics.load(folder / f"pixel_metrics-kind-{i}.npz")
+            kp.acc[kind] = kp.acc[kind].merge(acc) if kind in kp.acc else acc
+    return kp
 
 
 def _copy_heatmaps(folders: list[Path], dest: Path, local_to_row: dict[tuple[int, int], int],

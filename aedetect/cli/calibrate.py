@@ -34,6 +34,9 @@ def calibrate(
     device: InferenceDevice = "auto",
 ) -> None:
     """Re-set an anomaly model's threshold on labelled data (F1-optimal or a target FPR); writes a new model file."""
+    from aedetect.anomaly.scoreopts import check_calibrate_options
+
+    check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before torch is imported
     from rich.table import Table
 
     from aedetect.anomaly.calibrate import recalibrate

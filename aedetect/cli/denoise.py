@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from aedetect.cli.app import app, handle_errors
+from aedetect.cli.app import EXIT_ERROR, EXIT_FOUND, app, handle_errors
 from aedetect.cli.params import ShardOption
 from aedetect.util.progress import console
-from aedetect.denoise.tiling import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
+from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
 
 
 @app.command()
@@ -27,7 +27,22 @@ def denoise(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     shard: ShardOption = None,
 ) -> None:
-    """Denoise images; inputs are never written, outputs are written atomically."""
+    """Denoise images; inputs are never written, outputs are written atomically.
+
+    Exit codes: 0 done (or skipped: outputs exist); 1 error, or every file failed; 2 some
+    files failed, the others done; 64 usage error.
+    """
+    from aedetect.core.checks import check_model_path
+    from aedetect.denoise.settings import check_tiling
+    from aedetect.util.outdir import check_not_inside
+
+    check_tiling(max_tile_pixels, overlap)  # usage errors before torch is imported
+    check_model_path(model)
+    check_not_inside(out, input)
+    if out.exists() and not out.is_dir():
+        from aedetect.util.outdir import OutputPathError
+
+        raise OutputPathError(f"--out {out}: is a file, not a folder; choose a folder")
     from aedetect.denoise.denoiser import Denoiser
     from aedetect.denoise.folder import denoise_path
 
@@ -62,4 +77,4 @@ def denoise(
         console.print(f"  failed {rel}: {why}", highlight=False, markup=False)
     typer.echo(str(out))
     if rep.failed:
-        raise typer.Exit(2 if rep.done or rep.skipped else 1)
+        raise typer.Exit(EXIT_FOUND if rep.done or rep.skipped else EXIT_ERROR)

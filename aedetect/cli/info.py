@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.core.info import describe
 
 
 def summarise_banks(calibration: dict | None) -> dict | None:  # type: ignore[type-arg]
@@ -37,6 +36,8 @@ def info(
                         "their shapes.")] = False,
 ) -> None:
     """Show a model file's or preset's architecture, parameter counts and metadata."""
+    from aedetect.core.info import describe  # lazy: a model file is described without torch
+
     d = describe(target)
     if json_:
         if not banks:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from aedetect.cli.app import app, handle_errors
+from aedetect.cli.app import EXIT_FOUND, app, handle_errors
 from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
                                   ShardOption, TestNormalClass)
 from aedetect.util.progress import console
@@ -35,21 +35,33 @@ def score(
     all_heatmaps: Annotated[bool, typer.Option("--all-heatmaps", help="Heat maps for every image, not only flagged ones.")] = False,
     heatmaps: Annotated[bool, typer.Option("--heatmaps/--no-heatmaps", help="Write heat-map PNGs.")] = True,
     fail_on_anomaly: Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 2 when any image is flagged.")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html: metrics, curves, per-kind table and a gallery sorted by score.")] = True,
+    max_images: Annotated[Optional[int], typer.Option(help="Decode and score only the first N files (sorted order).")] = None,
     batch_size: BatchSize = 64,
     device: InferenceDevice = "auto",
     shard: ShardOption = None,
 ) -> None:
-    """Score images with a calibrated anomaly model (higher score = more anomalous)."""
-    from aedetect.anomaly.score import score_data
+    """Score images with a calibrated anomaly model (higher score = more anomalous).
+
+    Exit codes: 0 done; 1 error; 2 an image was flagged (with --fail-on-anomaly only);
+    64 usage error.
+    """
+    from aedetect.anomaly.scoreopts import check_score_options
+
+    check_score_options(model, data, out, batch_size, max_images)  # before torch is even imported
     from aedetect.data.shard import resolve_shard
+
+    part = resolve_shard(shard)
+    from aedetect.anomaly.score import score_data
 
     rep = score_data(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
-                     heatmaps=heatmaps, batch_size=batch_size, device=device, shard=resolve_shard(shard))
+                     heatmaps=heatmaps, batch_size=batch_size, device=device, max_images=max_images,
+                     report=report, shard=part)
     print_report(rep)
     if fail_on_anomaly and rep.n_flagged:
         console.print(f"[bold yellow]{rep.n_flagged} image(s) flagged as anomalous[/]", highlight=False)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_FOUND)
 
 
 def print_report(rep: "ScoreReport") -> None:
@@ -67,6 +79,8 @@ def print_report(rep: "ScoreReport") -> None:
         if key in rep.metrics:
             table.add_row(name, f"{rep.metrics[key]:.4f}")
     table.add_row("heat maps", str(rep.heatmaps))
+    if rep.report is not None:
+        table.add_row("report", str(rep.report))
     console.print(table)
     if rep.reliability:
         console.print(rep.reliability, highlight=False)

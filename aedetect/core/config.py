@@ -312,6 +312,8 @@ def validate(cfg: Config) -> None:
     _check_positive("train.lr", t.lr)
     _check_positive("train.weight_decay", t.weight_decay, allow_zero=True)
     _check_positive("train.patience", t.patience)
+    if t.max_images is not None:
+        _check_positive("train.max_images", t.max_images)
     if not 0.0 < t.val_fraction < 1.0:
         raise ConfigError(f"train.val_fraction: must be between 0 and 1, got {t.val_fraction}")
     if t.loss == "bce" and d.scaling != "unit":

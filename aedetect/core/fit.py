@@ -18,7 +18,9 @@ from aedetect.errors import AedetectError, ConfigError, DataError, TrainingError
 from aedetect.core.fastmath import flush_denormals
 from aedetect.util.fsutil import check_new_dir, new_run_dir, write_text_atomic
 from aedetect.util.text import printable
+from aedetect.util.outdir import remove_orphans, writes_to
 from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.checks import check_device
 from aedetect.core.heads import get_head
 from aedetect.core.train import FitResult, OutputCollapsed, Trainer, initial_model, resolve_device
 
@@ -68,8 +70,11 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
     metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
     to ROOT/<model_name>/<run_name>/ (see aedetect.core.tensorboard).
     """
+    check_device(cfg.train.device)  # a device this machine lacks, before decoding
     # Under torchrun every rank runs this; rank 0 alone writes (aedetect.core.distributed).
-    with flush_denormals(), distributed.session(resolve_device(cfg.train.device)) as dist:
+    # A write error that names no file (a full disk) names the run folder.
+    with writes_to(resume or out or "runs"), flush_denormals(), \
+            distributed.session(resolve_device(cfg.train.device)) as dist:
         if resume is None:
             on_main(dist, lambda: check_new_dir(out))  # refuse a used --out before spending time on loading
         return _fit(data, cfg, out, dist, normal_class=normal_class, data_root=data_root, resume=resume,
@@ -131,6 +136,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
 
     trainer = new_trainer()
     if resume is not None:
+        remove_orphans(run_dir, recursive=False)  # temporary files of the killed run
         trainer.load_state(run_dir / "checkpoint.safetensors")
         log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
     try:

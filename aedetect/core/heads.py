@@ -67,7 +67,8 @@ class BaseHead:
 
         if isinstance(data, ImageSet):
             return data
-        return load_training_data(data, cfg.data, normal_class=normal_class, data_root=data_root)
+        return load_training_data(data, cfg.data, normal_class=normal_class, data_root=data_root,
+                                  limit=cfg.train.max_images)
 
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
         return train, val

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from aedetect.version import __version__
 from aedetect.core.config import Config
+from aedetect.core.header import RECORD_KEY, check_record, parse_metadata, record_digest
 from aedetect.errors import ConfigError, ModelFileError
 from aedetect.core.fastmath import preferred_memory_format
 from aedetect.util.fsutil import atomic_path
@@ -42,7 +43,6 @@ from aedetect.core.cae import ConvAutoencoder
 FORMAT = "aedetect-model"
 FORMAT_VERSION = 2  # 2: metadata covered by record_sha256
 META_KEY = "aedetect"
-RECORD_KEY = "record_sha256"
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
 
 log = logging.getLogger("aedetect")
@@ -98,13 +98,6 @@ def _atomic_save(tensors: dict[str, Tensor], path: Path, meta: dict[str, str], o
             raise OSError(errno.EIO, f"the written file does not read back ({e})") from None
 
 
-def record_digest(meta: dict[str, Any]) -> str:
-    """SHA-256 of the metadata record without its own digest, in canonical JSON (sorted keys):
-    any change of a value (a threshold digit, the task, the activation) changes it."""
-    body = {k: v for k, v in meta.items() if k != RECORD_KEY}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """The safetensors header of ``path``: tensor entries ({name: {dtype, shape, data_offsets}})
     and the string metadata, read without loading any tensor. Bounds are checked against the
@@ -134,12 +127,7 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _metadata(path: Path, raw_meta: dict[str, str]) -> dict[str, Any]:
-    if META_KEY not in raw_meta:
-        raise ModelFileError(f"{path}: a safetensors file without aedetect metadata (not an aedetect model)")
-    try:
-        meta = json.loads(raw_meta[META_KEY])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path}: metadata is not valid JSON ({e})") from None
+    meta = parse_metadata(path, raw_meta)
     if not isinstance(meta, dict):
         raise ModelFileError(f"{path}: metadata is not a JSON object")
     return meta
@@ -168,19 +156,6 @@ def _check_shapes(path: Path, config: Config, header: dict[str, Any]) -> None:
         if tuple(v.shape) != tuple(header[k]["shape"]):
             raise ModelFileError(f"{path}: tensor {k} has shape {tuple(header[k]['shape'])}, "
                                  f"the config needs {tuple(v.shape)}")
-
-
-def _check_record(path: Path, meta: dict[str, Any], version: int) -> None:
-    """The metadata digest: required from format 2 on; a format-1 file loads with a warning."""
-    if RECORD_KEY in meta:
-        if meta[RECORD_KEY] != record_digest(meta):
-            raise ModelFileError(f"{path}: metadata does not match its checksum (config, task or "
-                                 "calibration edited, or the file is damaged)")
-    elif version >= 2:
-        raise ModelFileError(f"{path}: metadata checksum missing (file tampered with or damaged)")
-    else:
-        log.warning("%s: an older model file (format %d) without a metadata checksum: its config and "
-                    "calibration cannot be verified (re-save it, e.g. with aedetect calibrate)", path, version)
 
 
 def save_model(path: str | Path, model: nn.Module, config: Config, *, training: dict[str, Any] | None = None,
@@ -225,7 +200,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFil
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{p}: invalid config in metadata ({e})") from None
     _check_shapes(p, config, header)  # before any tensor is read or any layer built
-    _check_record(p, meta, version)
+    check_record(p, meta, version)
     tensors = _load_tensors(p)
     if meta.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")

@@ -62,14 +62,35 @@ def upscale_for_display(x: Tensor, min_side: int = 64) -> Tensor:
     return F.interpolate(x.float(), scale_factor=f, mode="nearest") if f > 1 else x
 
 
+def make_grid(tiles: Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 0.0) -> Tensor:
+    """torchvision.utils.make_grid's layout (tests/test_startup.py holds them equal), here so
+    training needs no torchvision: a CPU-only torch beside PyPI's torchvision cannot even
+    import torchvision (its compiled ops do not load; docs/install.md), and only the
+    datasets by name need it. (N, C, h, w) -> (3 or C, H, W); one tile is returned as is."""
+    if tiles.dim() == 4 and tiles.size(1) == 1:
+        tiles = torch.cat((tiles, tiles, tiles), 1)
+    if tiles.size(0) == 1:
+        return tiles.squeeze(0)
+    n, c, h, w = tiles.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = tiles.new_full((c, (h + padding) * rows + padding, (w + padding) * cols + padding), pad_value)
+    for k in range(n):
+        y, x = divmod(k, cols)
+        grid[:, y * (h + padding) + padding: (y + 1) * (h + padding), x * (w + padding) + padding: (x + 1) * (w + padding)] = tiles[k]
+    return grid
+
+
 def save_tile_grid(tiles: Tensor, path: str | Path, nrow: int, min_side: int = 64) -> Path:
     """Tiles (N, C, h, w) in [0, 1], upscaled to at least ``min_side``, as one PNG grid
     (torchvision's make_grid layout: padding 2, white), written atomically."""
-    from torchvision.utils import make_grid, save_image
+    from PIL import Image
 
     grid = make_grid(upscale_for_display(tiles.float(), min_side).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    # torchvision.utils.save_image's rounding
+    arr = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu", torch.uint8).numpy()
     with atomic_path(path) as tmp:
-        save_image(grid, tmp, format="png")
+        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(tmp, format="PNG")
     return Path(path)
 
 

@@ -130,9 +130,7 @@ class TensorBoardLogger:
     @torch.no_grad()
     def recon_grid(self, model: nn.Module) -> Tensor:
         """(3, H, W) grid: validation inputs (the corrupted ones for denoising) over outputs."""
-        from torchvision.utils import make_grid
-
-        from aedetect.core.plots import upscale_for_display
+        from aedetect.core.plots import make_grid, upscale_for_display
 
         was_training = model.training
         model.eval()

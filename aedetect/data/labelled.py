@@ -198,6 +198,10 @@ class ScoringStream:
     all_anomalous_masked: bool = True
     any_masked: bool = False
 
+    def anomalous_kinds(self) -> list[str]:
+        """The kinds of the anomalous images (MVTec AD's defect folders), known before decoding."""
+        raise NotImplementedError
+
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         raise NotImplementedError
 
@@ -216,6 +220,12 @@ class ImageSetStream(ScoringStream):
     @property
     def masks_ok(self) -> bool:
         return self.data.masks is not None
+
+    def anomalous_kinds(self) -> list[str]:
+        d = self.data
+        if d.labels is None or not d.kinds:
+            return []
+        return sorted({k for k, lab in zip(d.kinds, d.labels.tolist()) if lab == 1})
 
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         d, n = self.data, len(self.data)
@@ -256,6 +266,9 @@ class FileStream(ScoringStream):
     @property
     def masks_ok(self) -> bool:
         return self.with_masks and self.all_anomalous_masked and self.any_masked
+
+    def anomalous_kinds(self) -> list[str]:
+        return sorted({e[2] for e in self.entries if e[1] == 1}) if self.labelled else []
 
     def batches(self, batch_size: int) -> Iterator[ImageSet]:
         def read(p: Path) -> tuple[np.ndarray | None, str | None]:
@@ -327,16 +340,23 @@ class FileStream(ScoringStream):
 
 def open_scoring_data(data: str, cfg: DataConfig, *, normal_dir: str | None = None, abnormal_dir: str | None = None,
                       mask_dir: str | None = None, normal_class: int | None = None,
-                      data_root: str | None = None, shard: Shard | None = None) -> ScoringStream:
+                      data_root: str | None = None, shard: Shard | None = None,
+                      max_images: int | None = None) -> ScoringStream:
     """:func:`load_scoring_data` as a :class:`ScoringStream`: folders are decoded batch by batch
     (datasets by name are small and come decoded; so do folders for a model without a fixed
-    ``data.size``, whose size is the most common one of the whole folder).
+    ``data.size``, whose size is the most common one of the whole folder). ``max_images``: only
+    the first N files are ever decoded (the first N images of a dataset by name).
 
-    ``shard``: only that shard's share of the files (aedetect.data.shard); the stream's
-    ``positions`` then maps each path to its place in the unsharded order, so shard outputs
-    can be merged back into that order."""
+    ``shard``: only that shard's share of the files (aedetect.data.shard, of the first
+    ``max_images``); the stream's ``positions`` then maps each path to its place in the
+    unsharded order, so shard outputs can be merged back into that order."""
     r = _resolve(data, cfg, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                  normal_class=normal_class, data_root=data_root)
+    if max_images is not None:
+        if isinstance(r, ImageSet):
+            r = r.subset(list(range(min(max_images, len(r)))))
+        else:
+            r.entries = r.entries[:max_images]
     positions = None
     if shard is not None:
         r, positions = _shard_of(r, shard)

@@ -17,7 +17,8 @@ import torch
 
 from aedetect.data.settings import DataConfig
 from aedetect.data.imageset import ImageSet, stack_images
-from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
+from aedetect.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from aedetect.data.scan import scan_images
 from aedetect.errors import DataError
 from aedetect.util.progress import progress_bar
 
@@ -34,11 +35,10 @@ def default_data_root() -> str:
 
 
 def find_images(root: str | Path) -> list[Path]:
-    """Every image file below ``root``, recursively, in a stable (sorted) order."""
-    r = Path(root)
-    if r.is_file():
-        return [r]
-    return sorted(p for p in r.rglob("*") if p.is_file() and is_image_file(p))
+    """Every image file below ``root``, recursively, in a stable (sorted) order; what is
+    skipped (broken symlinks, loops, unreadable folders, .gif ...) is warned about and
+    counted (:func:`aedetect.data.scan.scan_images`)."""
+    return scan_images(root).files
 
 
 def is_mvtec(root: str | Path) -> bool:
@@ -46,8 +46,14 @@ def is_mvtec(root: str | Path) -> bool:
     return (Path(root) / "train" / "good").is_dir()
 
 
-def decode_files(paths: list[Path], desc: str = "decoding") -> tuple[list[np.ndarray], list[Path], list[tuple[str, str]]]:
-    """Decode files in threads (Pillow releases the GIL); bad files are logged and skipped."""
+def decode_files(paths: list[Path], desc: str = "decoding",
+                 limit: int | None = None) -> tuple[list[np.ndarray], list[Path], list[tuple[str, str]]]:
+    """Decode files in threads (Pillow releases the GIL); bad files are logged and skipped.
+
+    ``limit``: stop once this many images were read, in ``paths`` order (the first ``limit``
+    readable files; the files after them are never opened), so ``--max-images 10`` on a
+    folder of 100,000 decodes about 10 files, not 100,000.
+    """
     arrays: list[np.ndarray] = []
     good: list[Path] = []
     skipped: list[tuple[str, str]] = []
@@ -60,15 +66,20 @@ def decode_files(paths: list[Path], desc: str = "decoding") -> tuple[list[np.nda
             return p, None, str(e)
 
     workers = min(8, (os.cpu_count() or 2))
-    with ThreadPoolExecutor(workers) as ex, progress_bar(desc, total=len(paths), hide_below=200) as bar:
-        for p, arr, err in ex.map(_read, paths):
-            bar.advance()
-            if arr is None:
-                log.warning("skipped %s: %s", p, err)
-                skipped.append((str(p), err or "unreadable"))
-            else:
-                arrays.append(arr)
-                good.append(p)
+    want = len(paths) if limit is None else min(limit, len(paths))
+    with ThreadPoolExecutor(workers) as ex, progress_bar(desc, total=want, hide_below=200) as bar:
+        start = 0
+        while start < len(paths) and len(arrays) < want:
+            chunk = paths[start:start + (want - len(arrays))]  # no more than the images still needed
+            start += len(chunk)
+            for p, arr, err in ex.map(_read, chunk):
+                bar.advance()
+                if arr is None:
+                    log.warning("skipped %s: %s", p, err)
+                    skipped.append((str(p), err or "unreadable"))
+                else:
+                    arrays.append(arr)
+                    good.append(p)
     return arrays, good, skipped
 
 
@@ -80,31 +91,33 @@ def none_readable_error(what: str, n_files: int, first: tuple[str, str]) -> Data
     return DataError(f"{what}: none of the {n_files} image files could be read (first: {first[0]}: {first[1]})")
 
 
-def decode_usable(paths: list[Path], what: str) -> tuple[list[np.ndarray], list[Path], list[tuple[str, str]]]:
+def decode_usable(paths: list[Path], what: str,
+                  limit: int | None = None) -> tuple[list[np.ndarray], list[Path], list[tuple[str, str]]]:
     """:func:`decode_files`, but "no files" and "no readable file" are one clear DataError each
     (``what`` names the source): the only bad-input cases a run cannot go on from."""
     if not paths:
         raise no_files_error(what)
-    arrays, good, skipped = decode_files(paths)
+    arrays, good, skipped = decode_files(paths, limit=limit)
     if not arrays:
         raise none_readable_error(what, len(paths), skipped[0])
     return arrays, good, skipped
 
 
-def load_files(paths: list[Path], cfg: DataConfig, what: str) -> ImageSet:
-    """Decode and stack a list of files; ``what`` names the source in the error message."""
-    arrays, good, skipped = decode_usable(paths, what)
+def load_files(paths: list[Path], cfg: DataConfig, what: str, limit: int | None = None) -> ImageSet:
+    """Decode and stack a list of files (the first ``limit`` readable ones); ``what`` names
+    the source in the error message."""
+    arrays, good, skipped = decode_usable(paths, what, limit)
     images, max_value, _ = stack_images(arrays, cfg)
     return ImageSet(images=images, max_value=max_value, paths=[str(p) for p in good], skipped=skipped)
 
 
-def load_folder(root: str | Path, cfg: DataConfig) -> ImageSet:
+def load_folder(root: str | Path, cfg: DataConfig, limit: int | None = None) -> ImageSet:
     """Training images of a folder: ``train/good`` of an MVTec AD layout, else every image below it."""
     r = Path(root)
     if not r.exists():
         raise DataError(f"{r}: no such file or folder")
     src = r / "train" / "good" if is_mvtec(r) else r
-    return load_files(find_images(src), cfg, str(src))
+    return load_files(find_images(src), cfg, str(src), limit)
 
 
 def load_torchvision(name: str, cfg: DataConfig, *, train: bool, normal_class: int | None,
@@ -114,7 +127,11 @@ def load_torchvision(name: str, cfg: DataConfig, *, train: bool, normal_class: i
     With ``normal_class`` K and ``only_normal`` (fit), only class K is kept; otherwise every
     image is kept and ``labels`` is 1 for every class but K (the one-class protocol's test set).
     """
-    import torchvision.datasets as tvd
+    try:
+        import torchvision.datasets as tvd
+    except Exception as e:  # a CPU-only torch beside a CUDA torchvision: its ops do not load
+        raise DataError(f"{name}: torchvision cannot be imported ({e}); install torch and torchvision "
+                        "from the same index (docs/install.md)") from None
 
     root = data_root or default_data_root()
     cls = getattr(tvd, TORCHVISION_DATASETS[name])
@@ -200,10 +217,12 @@ def texture_crops(name: str, size: int, stride: int, rows: tuple[float, float] =
 
 
 def load_training_data(data: str, cfg: DataConfig, normal_class: int | None = None,
-                       data_root: str | None = None) -> ImageSet:
-    """Resolve the ``DATA`` argument of ``aedetect fit``: an existing path wins over a name."""
+                       data_root: str | None = None, limit: int | None = None) -> ImageSet:
+    """Resolve the ``DATA`` argument of ``aedetect fit``: an existing path wins over a name.
+    ``limit`` (``--max-images``): a folder's files are decoded only up to that many images;
+    a dataset by name comes decoded and is cut afterwards (by the caller)."""
     if Path(data).exists():
-        return load_folder(data, cfg)
+        return load_folder(data, cfg, limit)
     key = data.lower()
     if key in TORCHVISION_DATASETS:
         return load_torchvision(key, cfg, train=True, normal_class=normal_class, data_root=data_root)

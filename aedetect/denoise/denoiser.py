@@ -22,7 +22,8 @@ from torch import Tensor
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
 from aedetect.errors import DataError, ModelFileError
-from aedetect.denoise.tiling import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP, run_tiled
+from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP, check_tiling
+from aedetect.denoise.tiling import run_tiled
 
 ImageLike = np.ndarray | Tensor
 
@@ -51,6 +52,7 @@ class Denoiser:
         for k, v in (overrides or {}).items():  # explicit overrides win, one level deep
             ov[k] = {**ov[k], **v} if isinstance(v, dict) and isinstance(ov.get(k), dict) else v
         self.config: Config = build_config(preset, recipe, ov)
+        check_tiling(max_tile_pixels, overlap)
         self.max_tile_pixels = max_tile_pixels
         self.overlap = overlap
         self.model: torch.nn.Module | None = None
@@ -80,6 +82,10 @@ class Denoiser:
         from aedetect.core.modelfile import load_model
         from aedetect.core.train import resolve_device
 
+        from aedetect.core.checks import check_device
+
+        check_tiling(max_tile_pixels, overlap)  # before the model is read
+        check_device(device)
         mf = load_model(path, device=resolve_device(device))
         if mf.config.task != "denoise":
             raise ModelFileError(f"{path}: a {mf.config.task} model; `denoise` needs a model trained with --task denoise")

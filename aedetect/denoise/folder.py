@@ -27,6 +27,7 @@ from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
 from aedetect.util.fsutil import is_within, write_text_atomic
+from aedetect.util.outdir import check_not_inside, remove_orphans
 from aedetect.util.progress import progress_bar
 from aedetect.util.text import printable
 
@@ -54,9 +55,7 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
     if not input_path.exists():
         raise DataError(f"{input_path}: no such file or folder")
     src_root = input_path if input_path.is_dir() else input_path.parent
-    if input_path.is_dir() and is_within(out, src_root):
-        raise DataError(f"--out {out}: must not be the input folder or inside it (outputs would be "
-                        "taken for inputs on the next run)")
+    check_not_inside(out, input_path)
     files = find_images(input_path)
     if not files:
         raise DataError(f"{input_path}: no image files found")
@@ -128,6 +127,7 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
     jobs = plan(inp, outp)
     if shard is not None:
         jobs = shard.take(jobs)
+    remove_orphans(outp)  # a killed earlier run's half-written temporary files
     rep = DenoiseReport()
     ref = Path(reference) if reference is not None else None
     if ref is not None and not ref.is_dir():

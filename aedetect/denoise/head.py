@@ -103,11 +103,12 @@ class DenoiseHead(BaseHead):
             images, max_value = _to_tensors(data, cfg.data.channels)
             paths = [f"array:{i}" for i in range(len(images))]
         elif Path(data).exists():
-            arrays, good, skipped = decode_usable(find_images(data), str(data))
+            arrays, good, skipped = decode_usable(find_images(data), str(data), cfg.train.max_images)
             images, max_value = _to_tensors(arrays, cfg.data.channels)
             paths = [str(p) for p in good]
         else:
-            loaded = load_training_data(data, cfg.data, normal_class=normal_class, data_root=data_root)
+            loaded = load_training_data(data, cfg.data, normal_class=normal_class, data_root=data_root,
+                                        limit=cfg.train.max_images)
             images, max_value, paths = list(loaded.images), loaded.max_value, loaded.paths
         if cfg.train.max_images:
             images, paths = images[:cfg.train.max_images], paths[:cfg.train.max_images]

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DEFAULT_MAX_PIXELS = 512 * 512
-DEFAULT_OVERLAP = 32
+from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP  # noqa: F401 (re-exported)
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:

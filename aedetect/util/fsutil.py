@@ -32,12 +32,15 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[str]:
         raise OutputExistsError(f"{p}: already exists; not written over (use --overwrite to replace it)")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=f".tmp{p.suffix}", dir=p.parent)
+        # The writer's pid in the name: util.outdir.remove_orphans() removes the temporary files of
+        # a process killed mid-write (kill -9, power loss), never those of one still writing.
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.{os.getpid()}.", suffix=f".tmp{p.suffix}", dir=p.parent)
         os.close(fd)
     except OSError as e:
         raise OutputError(f"{p}: cannot write ({e.strerror or e})") from None
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 -> what open() would give
         _sync_complete(tmp)
         _place(tmp, p, overwrite)
         _sync_dir(p.parent)
@@ -90,6 +93,20 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc/self/status), else by the
+    set-and-restore of os.umask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> None:
     """UTF-8 text, atomically; a character UTF-8 cannot hold (a surrogate from an undecodable
     file name) is written as a backslash escape rather than failing the whole write."""
@@ -106,6 +123,10 @@ def is_within(path: str | Path, root: str | Path) -> bool:
 
 def check_new_dir(out: str | Path | None) -> None:
     """Raise if ``out`` exists and holds anything: results are never written over."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        from aedetect.util.outdir import check_out_folder
+
+        check_out_folder(out)  # "is a file, not a folder", not "folder is not empty"
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
         raise AedetectError(f"{out}: folder exists and is not empty; choose a new --out "
                             "(or --resume it to continue that run)")
@@ -120,7 +141,7 @@ def claim_dir(p: Path) -> Path:
     (it names the process and the time); ``--resume`` reuses a claimed folder on purpose."""
     try:
         p.mkdir(parents=True, exist_ok=True)
-        fd = os.open(p / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(p / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     except FileExistsError:
         raise AedetectError(f"{p}: another run has claimed this folder; choose a new --out") from None
     except OSError as e:

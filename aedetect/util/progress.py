@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-console = Console(stderr=True)
+# soft_wrap: a line printed (a warning, "failed PATH: why") is never broken at the terminal's
+# width, nor at rich's 80 columns when stderr is a pipe or a log file: one record, one line.
+console = Console(stderr=True, soft_wrap=True)
 
 
 class Bar:

@@ -1,0 +1,31 @@
+"""Option checks shared by the commands, without PyTorch, so a bad value is refused at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aedetect.errors import ConfigError, ModelFileError
+
+
+def check_whole_number(option: str, value: object, low: int) -> None:
+    """``value`` must be an int (not a bool, not a float) of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{option}: must be a whole number of at least {low}, got {value!r}")
+
+
+def check_model_path(model: str | Path) -> None:
+    """The model file exists and is a file (its contents are checked on loading)."""
+    if not Path(model).is_file():
+        raise ModelFileError(f"{model}: no such model file")
+
+
+def check_device(name: str, option: str = "--device") -> None:
+    """An explicit device must exist here: ``cuda`` without CUDA (or ``mps`` without Metal) is
+    refused before any image is decoded, not after (this one imports torch, as any run does)."""
+    import torch
+
+    kind = name.split(":", 1)[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{option}: 'cuda' requested but no CUDA device is available (use --device cpu or auto)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ConfigError(f"{option}: 'mps' requested but no Apple Metal device is available (use --device cpu or auto)")

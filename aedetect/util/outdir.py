@@ -1,0 +1,115 @@
+"""Where a command may write: checked before any work, so a bad ``--out`` costs nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aedetect.errors import AedetectError
+
+
+class OutputPathError(AedetectError):
+    """An output path that would overwrite, or mix with, something the user owns."""
+
+
+def check_not_inside(out: str | Path, inputs: str | Path, option: str = "--out") -> None:
+    """Refuse ``out`` equal to the input folder or below it: the next run would take the
+    outputs (heat maps, denoised copies) for inputs."""
+    src = Path(inputs)
+    if not src.is_dir():
+        return
+    out_r, src_r = Path(out).resolve(), src.resolve()
+    if out_r == src_r or src_r in out_r.parents:
+        raise OutputPathError(f"{option} {out}: must not be the input folder or inside it (outputs would be "
+                              "taken for inputs on the next run)")
+
+
+def check_out_folder(out: str | Path | None, option: str = "--out") -> None:
+    """``out`` must be a new or empty folder, and creatable: an existing file, a folder with
+    results in it, or a parent that is a file or not writable is one line naming the path."""
+    if out is None:
+        return
+    p = Path(out)
+    if p.is_file() or (p.exists() and not p.is_dir()):
+        raise OutputPathError(f"{option} {p}: is a file, not a folder; choose a folder to create")
+    if p.is_dir() and any(p.iterdir()):
+        raise OutputPathError(f"{option} {p}: folder exists and is not empty; choose a new {option}")
+    parent = next((a for a in [p, *p.parents] if a.exists()), Path("."))
+    if not parent.is_dir():
+        raise OutputPathError(f"{option} {p}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {p}: {parent} is not writable (permission denied)")
+
+
+@contextmanager
+def writes_to(path: str | Path) -> Iterator[None]:
+    """An OSError in the block that names no file (``write()`` on a full disk raises ENOSPC
+    without one), or only the temporary sibling of an atomic write, is re-raised naming
+    ``path``, the output being written, so the CLI's one error line says where:
+    ``runs/s: No space left on device``."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None:
+            raise
+        named = e.filename
+        if named is not None:  # the temporary sibling of an atomic write says nothing to a user
+            f = Path(str(named))
+            if not (f.name.startswith(".") and ".tmp" in f.name and f.parent == Path(path).parent):
+                raise
+        raise type(e)(e.errno, e.strerror, str(path)) from e
+    except Exception as e:  # safetensors' writer reports I/O errors as its own SafetensorError
+        text = str(e)
+        if type(e).__name__ != "SafetensorError" or "I/O error" not in text:
+            raise
+        why = text.split("I/O error:", 1)[1].split("(os error")[0].strip()
+        raise OutputPathError(f"{path}: {why}") from None
+
+
+# util.fsutil.atomic_path's temporary names: .<stem>.<pid>.<random>.tmp<suffix>; files of
+# older versions lack the pid.
+_TEMP = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp(?:\.[^.]+)?$")
+STALE_SECONDS = 3600  # a pid-less temporary file this old is a leftover, not a write
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphans(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``folder``: those whose
+    process is gone (and pid-less ones older than an hour). Another process's write in progress
+    is left alone. Returns what was removed (each logged)."""
+    import logging
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for p in (root.rglob(".*.tmp*") if recursive else root.glob(".*.tmp*")):
+        m = _TEMP.match(p.name)
+        if m is None or not p.is_file() or p.is_symlink():
+            continue
+        pid = m.group("pid")
+        try:
+            stale = (not _alive(int(pid))) if pid else now - p.stat().st_mtime > STALE_SECONDS
+            if stale:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    if removed:
+        logging.getLogger("aedetect").warning("%s: removed %d temporary file(s) left by an interrupted run",
+                                              root, len(removed))
+    return removed
