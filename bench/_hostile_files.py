@@ -79,3 +79,72 @@ def latin1_named_png(folder: Path, stem: bytes = b"caf\xe9", image: np.ndarray |
     with open(name, "wb") as fh:
         Image.fromarray(camera() if image is None else image).save(fh, format="PNG")
     return Path(os.fsdecode(name))
+
+
+# ---- damaged and crafted model files ---------------------------------------------------------
+def _header_span(raw: bytes) -> tuple[int, int]:
+    n = struct.unpack("<Q", raw[:8])[0]
+    return 8, 8 + n
+
+
+def flip_weight_byte(src: Path, dst: Path) -> Path:
+    """One bit pattern changed in the last tensor byte (the data, not the header)."""
+    raw = bytearray(src.read_bytes())
+    raw[-3] ^= 0xFF
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
+def edit_header_text(src: Path, dst: Path, old: bytes, new: bytes) -> Path:
+    """Replace the first ``old`` in the JSON header by ``new`` of the same length, byte for byte:
+    what editing the file in a hex editor does (the header stays valid JSON)."""
+    assert len(old) == len(new)
+    raw = bytearray(src.read_bytes())
+    start, end = _header_span(bytes(raw))
+    at = raw.find(old, start, end)
+    if at < 0:
+        raise ValueError(f"{old!r} not in the header of {src}")
+    raw[at:at + len(old)] = new
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
+def edit_threshold_digit(src: Path, dst: Path) -> Path:
+    """The threshold's first digit doubled (2.46 -> 4.46) or halved (from 5 up), in place."""
+    import json
+    import re
+
+    raw = src.read_bytes()
+    start, end = _header_span(raw)
+    m = re.search(rb'\\"threshold\\": (\d)', raw[start:end])
+    if m is None:
+        raise ValueError(f"no threshold in the header of {src}")
+    d = int(m.group(1))
+    out = bytearray(raw)
+    pos = start + m.start(1)
+    out[pos:pos + 1] = str(d * 2 if 0 < d <= 4 else max(d // 2, 1)).encode()
+    json.loads(bytes(out[start:end]))  # still valid JSON
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+def rewrite_meta(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    """Re-serialise the header with ``edit(meta)`` applied to the aedetect record."""
+    import json
+
+    raw = src.read_bytes()
+    start, end = _header_span(raw)
+    header = json.loads(raw[start:end])
+    meta = json.loads(header["__metadata__"]["aedetect"])
+    edit(meta)
+    header["__metadata__"]["aedetect"] = json.dumps(meta)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    dst.write_bytes(struct.pack("<Q", len(h)) + h + raw[end:])
+    return dst
+
+
+def truncate(src: Path, dst: Path, keep: int) -> Path:
+    """The first ``keep`` bytes (negative: all but the last -keep)."""
+    dst.write_bytes(src.read_bytes()[:keep])
+    return dst
