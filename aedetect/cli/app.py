@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from typer.core import TyperGroup
 from aedetect.errors import AedetectError, ConfigError
 from aedetect.util.progress import console
 from aedetect.util.text import printable
+from aedetect.util.launch import is_secondary_rank
 
 # Exit codes: one meaning each, so a pipeline can tell a typo from a defect.
 EXIT_OK = 0
@@ -94,7 +94,7 @@ def setup_logging(verbose: bool = False) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if os.environ.get("RANK", "0") not in ("", "0"):  # torchrun: rank 0 tells the story, the others warn
+    if is_secondary_rank():  # torchrun: rank 0 tells the story, the others warn
         logger.setLevel(logging.WARNING)
     logger.propagate = False
 

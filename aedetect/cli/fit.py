@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +11,7 @@ from aedetect.cli.app import app, handle_errors
 from aedetect.core.config import deep_merge
 from aedetect.cli.options import parse_json, parse_sets, parse_size, prune_none
 from aedetect.util.progress import console
+from aedetect.util.launch import is_secondary_rank
 
 
 @app.command()
@@ -78,7 +78,7 @@ def fit(
     output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
                      tensorboard=tensorboard_dir if tensorboard else None, run_name=run_name,
                      model_name=preset or (recipe.stem if recipe else None))
-    if os.environ.get("RANK", "0") not in ("", "0"):
+    if is_secondary_rank():
         return  # torchrun: rank 0 prints the result
     r = output.result
     skipped = len(output.data.skipped)

@@ -17,7 +17,6 @@ import csv
 import io
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from aedetect.util.fsutil import write_text_atomic
 from aedetect.core.losses import make_loss
 from aedetect.errors import TrainingError
 from aedetect.util.progress import progress_bar
+from aedetect.util.launch import is_secondary_rank
 
 if TYPE_CHECKING:
     from aedetect.core.cae import ConvAutoencoder
@@ -77,7 +77,7 @@ def is_main_process() -> bool:
     """Rank 0 (or a single process) is the only writer of run files."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
+    return not is_secondary_rank()
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
+
+from aedetect.util.launch import is_secondary_rank
 
 # soft_wrap: a line printed (a warning, "failed PATH: why") is never broken at the terminal's
 # width, nor at rich's 80 columns when stderr is a pipe or a log file: one record, one line.
@@ -37,7 +38,7 @@ def progress_bar(desc: str, total: int | None, hide_below: int = 0, info: str = 
 
     ``hide_below``: totals smaller than this finish in a blink and get no bar.
     """
-    if (total is not None and total < hide_below) or os.environ.get("RANK", "0") not in ("", "0"):
+    if (total is not None and total < hide_below) or is_secondary_rank():
         yield Bar(None, None)  # a blink of work, or a torchrun rank other than 0 (rank 0 shows it)
         return
     progress = Progress(
