@@ -16,7 +16,7 @@ from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
 @app.command()
 @handle_errors
 def denoise(
-    model: Annotated[Path, typer.Argument(help="A model file trained with `aedetect fit --task denoise`.")],
+    model: Annotated[str, typer.Argument(help="A model file trained with `aedetect fit --task denoise`, or a shipped one: pretrained:gray.")],
     input: Annotated[Path, typer.Argument(help="An image file or a folder (searched recursively).")],
     out: Annotated[Path, typer.Option(help="Output folder; mirrors the input tree with the same names and formats.")],
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist (default: skip them, so a re-run resumes) and an existing --csv file (default: refused).")] = False,
@@ -25,6 +25,7 @@ def denoise(
     max_tile_pixels: Annotated[int, typer.Option(help="Memory budget: larger images are denoised in overlapping tiles of about this many pixels.")] = DEFAULT_MAX_PIXELS,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels (blended with a linear ramp).")] = DEFAULT_OVERLAP,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    sigma: Annotated[str, typer.Option(help="Noise level on the 0..255 scale for a model with a noise-level input (pretrained:gray), or 'auto': estimated per image.")] = "auto",
     shard: ShardOption = None,
 ) -> None:
     """Denoise images; inputs are never written, outputs are written atomically.
@@ -36,7 +37,10 @@ def denoise(
     from aedetect.denoise.settings import check_tiling
     from aedetect.util.outdir import check_not_inside
 
+    from aedetect.denoise.settings import parse_sigma
+
     check_tiling(max_tile_pixels, overlap)  # usage errors before torch is imported
+    level = parse_sigma(sigma)
     check_model_path(model)
     check_not_inside(out, input)
     if out.exists() and not out.is_dir():
@@ -49,7 +53,13 @@ def denoise(
     from aedetect.data.shard import resolve_shard
 
     part = resolve_shard(shard)
-    den = Denoiser.load(model, device=device, max_tile_pixels=max_tile_pixels, overlap=overlap)
+    den = Denoiser.load(model, device=device, max_tile_pixels=max_tile_pixels, overlap=overlap, sigma=level)
+    if level != "auto" and not den.takes_sigma:
+        import logging
+
+        logging.getLogger("aedetect").warning("--sigma %g: this model has no noise-level input (it was trained "
+                                              "for %s); the level is not used", level,
+                                              den.config.denoise.get("level", "its recipe's levels"))
     rep = denoise_path(den, input, out, overwrite=overwrite, reference=reference, csv_path=csv, shard=part)
     if rep.metrics:
         from rich.table import Table

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from aedetect.errors import ConfigError
+
 from aedetect.cli.app import app, handle_errors
 from aedetect.core.config import deep_merge
 from aedetect.cli.options import parse_json, parse_sets, parse_size, prune_none
@@ -41,6 +43,7 @@ def fit(
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set model.widths=[16,32] (repeatable).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Start from this model file's weights and architecture (fine-tuning), e.g. pretrained:gray.")] = None,
     tensorboard: Annotated[bool, typer.Option(help="Log losses, reconstructions and latent codes for TensorBoard under --tensorboard-dir/<model>/<run-name>/.")] = False,
     tensorboard_dir: Annotated[Path, typer.Option(help="Root folder of TensorBoard runs (view with: tensorboard --logdir DIR).")] = Path("runs"),
     run_name: Annotated[Optional[str], typer.Option(help="TensorBoard run name (default: the run folder's name).")] = None,
@@ -75,15 +78,19 @@ def fit(
         if preset is None and recipe is None and overrides.get("task") == "denoise":
             preset = "denoise-unet"
         cfg = build_config(preset, recipe, overrides)
-    output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume,
+    if init is not None and resume is not None:
+        raise ConfigError("--init: a resumed run continues from its checkpoint; give --init or --resume, not both")
+    output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume, init=init,
                      tensorboard=tensorboard_dir if tensorboard else None, run_name=run_name,
                      model_name=preset or (recipe.stem if recipe else None))
     if is_secondary_rank():
         return  # torchrun: rank 0 prints the result
     r = output.result
     skipped = len(output.data.skipped)
+    sources = getattr(output.data, "sources", None)
+    what = f"{len(output.data)} images" if sources is None else f"{len(output.data)} crops of {len(sources)} images"
     console.print(
-        f"[green]trained[/] {len(r.history)} epochs on {len(output.data)} images"
+        f"[green]trained[/] {len(r.history)} epochs on {what}"
         + (f" ({skipped} unreadable skipped)" if skipped else "")
         + f", best val loss {r.best_val_loss:.5f} at epoch {r.best_epoch}, "
         f"{r.seconds:.1f} s on {r.device}")

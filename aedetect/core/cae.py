@@ -159,8 +159,13 @@ class ConvAutoencoder(nn.Module):
         if c.arch == "mlp":
             self._build_mlp(c)
             return
+        if c.plain:
+            from aedetect.core.plainnets import PlainDenoiser
+
+            self.plain = PlainDenoiser(c)
+            return
         self.encoder = nn.ModuleList()
-        prev = c.in_channels
+        prev = c.input_channels
         for w in c.widths:
             self.encoder.append(EncoderLevel(prev, w, c))
             prev = w
@@ -227,11 +232,15 @@ class ConvAutoencoder(nn.Module):
     def encoder_modules(self) -> list[nn.Module]:
         if self.config.arch == "mlp":
             return [self.mlp_encoder]
+        if self.config.plain:
+            return []
         return [self.encoder, self.to_latent]
 
     def decoder_modules(self) -> list[nn.Module]:
         if self.config.arch == "mlp":
             return [self.mlp_decoder]
+        if self.config.plain:  # all of a plain stack makes the output: counted as the decoder
+            return [self.plain]
         return [self.from_latent, self.decoder, self.head]
 
     def output_layer(self) -> nn.Module:
@@ -267,9 +276,9 @@ class ConvAutoencoder(nn.Module):
     # ---- shapes ---------------------------------------------------------------------------
     def _check_input(self, x: Tensor) -> None:
         c = self.config
-        if x.ndim != 4 or x.shape[1] != c.in_channels:
-            raise ValueError(
-                f"expected a batch of shape (N, {c.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != c.input_channels:
+            what = f"{c.in_channels} + 1 noise-level map" if c.noise_map else f"{c.in_channels}"
+            raise ValueError(f"expected a batch of shape (N, {what}, H, W), got {tuple(x.shape)}")
         if (c.arch == "mlp" or c.bottleneck == "dense") and tuple(x.shape[-2:]) != tuple(c.input_size or ()):
             raise ValueError(
                 f"this model has a dense layer and takes only {c.input_size[0]}x{c.input_size[1]} "  # type: ignore[index]
@@ -311,6 +320,8 @@ class ConvAutoencoder(nn.Module):
         self._check_input(x)
         if self.config.arch == "mlp":
             return self.mlp_encoder(x)
+        if self.config.plain:
+            raise ConfigError(f"model.arch {self.config.arch!r} has no latent code")
         z, _, _ = self._encode_full(self._pad(x))
         return z
 
@@ -319,7 +330,7 @@ class ConvAutoencoder(nn.Module):
         c = self.config
         if c.arch == "mlp":
             return self.mlp_decoder(z)
-        if c.skip or c.up == "unpool":
+        if c.skip or c.plain or c.up == "unpool":
             raise ConfigError(
                 "decode() from a code alone is impossible with skip connections or max-unpool: "
                 "the decoder needs the encoder's features")
@@ -341,6 +352,8 @@ class ConvAutoencoder(nn.Module):
         """
         self._check_input(x)
         c = self.config
+        if c.plain:  # predicts and subtracts the noise itself
+            return self.plain(x), x.new_zeros((x.shape[0], 0)), []
         if c.arch == "mlp":
             z = self.mlp_encoder(x)
             y, skips = self.mlp_decoder(z), []
@@ -349,6 +362,7 @@ class ConvAutoencoder(nn.Module):
             z, skips, indices = self._encode_full(self._pad(x))
             y = self._decode_full(z, skips, indices)[..., :h, :w]
         if c.residual:
-            # The network predicts the noise; the clean estimate is the input minus it.
-            y = x - y
+            # The network predicts the noise; the clean estimate is the input minus it (the
+            # image channels of it: a noise-level map is not part of the image).
+            y = x[:, :c.in_channels] - y
         return y, z, skips

@@ -14,7 +14,13 @@ def check_whole_number(option: str, value: object, low: int) -> None:
 
 
 def check_model_path(model: str | Path) -> None:
-    """The model file exists and is a file (its contents are checked on loading)."""
+    """The model file exists and is a file (its contents are checked on loading); a shipped
+    ``pretrained:NAME`` must be one this aedetect has."""
+    from aedetect.core.pretrained import PREFIX, resolve_model_path
+
+    if str(model).startswith(PREFIX):
+        resolve_model_path(model)
+        return
     if not Path(model).is_file():
         raise ModelFileError(f"{model}: no such model file")
 

@@ -32,12 +32,13 @@ DOWNSAMPLING = ("maxpool", "avgpool", "stride", "none")
 UPSAMPLING = ("nearest", "bilinear", "transpose", "unpool")
 NORMS = ("none", "batch", "instance", "group")
 BOTTLENECKS = ("conv", "dense")
-ARCHS = ("conv", "mlp")
+ARCHS = ("conv", "mlp", "dncnn", "ffdnet")  # the last two: aedetect.core.plainnets
 DECODER_ORDERS = ("up_conv", "conv_up")
 LOSSES = ("mse", "l1", "bce", "ssim", "l1+ssim", "mse+ssim")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WD_SCOPES = ("all", "encoder")
+SCHEDULES = ("constant", "cosine")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.activation": ACTIVATIONS,
@@ -54,6 +55,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": OPTIMIZERS,
     "train.device": DEVICES,
     "train.weight_decay_scope": WD_SCOPES,
+    "train.schedule": SCHEDULES,
 }
 
 
@@ -85,6 +87,18 @@ class ModelConfig:
     skip: bool = False
     residual: bool = False
     mlp_hidden: tuple[int, ...] = (1000, 100)
+    depth: int = 17
+    noise_map: bool = False
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the model takes: the image's, plus the noise-level map (``noise_map``)."""
+        return self.in_channels + (1 if self.noise_map else 0)
+
+    @property
+    def plain(self) -> bool:
+        """A plain conv stack (``dncnn``/``ffdnet``): no encoder, decoder or code."""
+        return self.arch in ("dncnn", "ffdnet")
 
     @property
     def levels(self) -> int:
@@ -93,6 +107,8 @@ class ModelConfig:
     @property
     def total_stride(self) -> int:
         """Factor the spatial size must divide by (input is padded to it, output cropped)."""
+        if self.plain:
+            return 2 if self.arch == "ffdnet" else 1
         return 1 if self.down == "none" or self.arch == "mlp" else 2 ** self.levels
 
     def resolved_decoder_widths(self) -> tuple[int, ...]:
@@ -111,6 +127,8 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
+    schedule: str = "constant"
+    lr_min: float = 1e-5
     optimizer: str = "adam"
     optimizer_args: dict[str, Any] = field(default_factory=dict)
     weight_decay: float = 0.0
@@ -258,7 +276,7 @@ def validate(cfg: Config) -> None:
         _check_choice(f"model.{name}", getattr(m, name))
     for name in ("scaling", "resize"):
         _check_choice(f"data.{name}", getattr(d, name))
-    for name in ("loss", "optimizer", "device", "weight_decay_scope"):
+    for name in ("loss", "optimizer", "device", "weight_decay_scope", "schedule"):
         _check_choice(f"train.{name}", getattr(t, name))
     if not m.widths:
         raise ConfigError("model.widths: at least one level is required")
@@ -292,6 +310,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.skip: skip connections need model.decoder_order = 'up_conv'")
     if m.skip and m.bottleneck == "dense":
         raise ConfigError("model.skip: skip connections are not supported with a dense bottleneck")
+    _check_plain(cfg)
     dec = m.resolved_decoder_widths()
     if m.arch == "conv" and m.down != "none" and len(dec) != m.levels:
         raise ConfigError(
@@ -310,6 +329,9 @@ def validate(cfg: Config) -> None:
     _check_positive("train.epochs", t.epochs)
     _check_positive("train.batch_size", t.batch_size)
     _check_positive("train.lr", t.lr)
+    _check_positive("train.lr_min", t.lr_min, allow_zero=True)
+    if t.schedule == "cosine" and t.lr_min > t.lr:
+        raise ConfigError(f"train.lr_min: {t.lr_min} is above train.lr {t.lr}; the cosine schedule decays")
     _check_positive("train.weight_decay", t.weight_decay, allow_zero=True)
     _check_positive("train.patience", t.patience)
     if t.max_images is not None:
@@ -318,6 +340,21 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.val_fraction: must be between 0 and 1, got {t.val_fraction}")
     if t.loss == "bce" and d.scaling != "unit":
         raise ConfigError("train.loss: 'bce' needs data.scaling = 'unit' (targets in [0, 1])")
+
+
+def _check_plain(cfg: Config) -> None:
+    """The denoising nets (aedetect.core.plainnets) and the noise-level input belong to the
+    denoise head: they predict noise, so as anomaly models they would learn the identity."""
+    m = cfg.model
+    if m.plain and cfg.task != "denoise":
+        raise ConfigError(f"model.arch: {m.arch!r} is a denoiser (it predicts the noise); "
+                          "--task anomaly needs 'conv' or 'mlp'")
+    if m.noise_map and cfg.task != "denoise":
+        raise ConfigError("model.noise_map: the noise-level input is for --task denoise only")
+    if m.plain:
+        _check_positive("model.depth", m.depth)
+        if m.depth < 2:
+            raise ConfigError(f"model.depth: a plain stack needs at least 2 convolutions, got {m.depth}")
 
 
 def resolve(cfg: Config) -> None:
@@ -332,7 +369,7 @@ def resolve(cfg: Config) -> None:
     if (m.arch == "mlp" or m.bottleneck == "dense") and m.input_size is None and d.size:
         m.input_size = tuple(d.size)
     if m.output_activation == "auto":
-        if m.residual:
+        if m.residual or m.plain:
             m.output_activation = "none"
         else:
             m.output_activation = "sigmoid" if d.scaling == "unit" else "tanh"

@@ -45,7 +45,7 @@ def preferred_memory_format(arch: str, device: torch.device | str, enabled: bool
     """channels_last for convolutional models on the CPU or CUDA (see the module docstring);
     the default layout for the fully-connected ``mlp`` and for other devices (MPS)."""
     kind = torch.device(device).type
-    if enabled and arch == "conv" and kind in ("cpu", "cuda"):
+    if enabled and arch != "mlp" and kind in ("cpu", "cuda"):
         return torch.channels_last
     return torch.contiguous_format
 _Body = ctypes.CFUNCTYPE(None, ctypes.c_void_p)

@@ -9,6 +9,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import torch
+
 
 from aedetect.core.modelfile import load_training_state, save_model
 from aedetect.core.config import Config
@@ -62,13 +64,14 @@ def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
 def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, normal_class: int | None = None,
         data_root: str | None = None, resume: str | Path | None = None,
         tensorboard: str | Path | None = None, run_name: str | None = None,
-        model_name: str | None = None) -> FitOutput:
+        model_name: str | None = None, init: str | Path | None = None) -> FitOutput:
     """Train ``cfg.task`` on ``data`` (a folder, a dataset name or an ImageSet) and write the run.
 
     Writes RUN_DIR/model.safetensors (best epoch), last.safetensors, checkpoint.safetensors
     (for --resume), metrics.csv, loss_curve.png, recon_epochNNN.png, summary.json and
     metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
-    to ROOT/<model_name>/<run_name>/ (see aedetect.core.tensorboard).
+    to ROOT/<model_name>/<run_name>/ (see aedetect.core.tensorboard). ``init``: a model file
+    (or ``pretrained:NAME``) whose architecture and weights training starts from.
     """
     check_device(cfg.train.device)  # a device this machine lacks, before decoding
     # Under torchrun every rank runs this; rank 0 alone writes (aedetect.core.distributed).
@@ -77,8 +80,26 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
             distributed.session(resolve_device(cfg.train.device)) as dist:
         if resume is None:
             on_main(dist, lambda: check_new_dir(out))  # refuse a used --out before spending time on loading
+        start = None if init is None else init_from(init, cfg)
         return _fit(data, cfg, out, dist, normal_class=normal_class, data_root=data_root, resume=resume,
-                    tensorboard=tensorboard, run_name=run_name, model_name=model_name)
+                    tensorboard=tensorboard, run_name=run_name, model_name=model_name, init=start)
+
+
+def init_from(init: str | Path, cfg: Config) -> dict[str, Any]:
+    """Fine-tuning: ``cfg.model`` becomes the ``init`` model's architecture (its weights only fit
+    that), the rest of ``cfg`` stays the user's; returns the weights to start from."""
+    from aedetect.core.modelfile import load_model
+
+    mf = load_model(init)
+    if mf.config.task != cfg.task:
+        raise ConfigError(f"--init {printable(str(init))}: a {mf.config.task} model; this run trains --task {cfg.task}")
+    if mf.config.data.channels != cfg.data.channels:
+        raise ConfigError(f"--init {printable(str(init))}: a {mf.config.data.channels}-channel model; "
+                          f"data.channels is {cfg.data.channels}")
+    cfg.model = mf.config.model
+    cfg.validate()
+    log.info("starting from the weights of %s (%s)", printable(str(init)), cfg.model.arch)
+    return {k: v.detach().clone() for k, v in mf.model.state_dict().items()}
 
 
 def on_main(dist: distributed.Dist, fn: Callable[[], T]) -> T:
@@ -112,7 +133,8 @@ def _check_launch(dist: distributed.Dist, train: ImageSet, cfg: Config) -> None:
 
 def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distributed.Dist, *,
          normal_class: int | None, data_root: str | None, resume: str | Path | None,
-         tensorboard: str | Path | None, run_name: str | None, model_name: str | None) -> FitOutput:
+         tensorboard: str | Path | None, run_name: str | None, model_name: str | None,
+         init: dict[str, Any] | None = None) -> FitOutput:
     head = get_head(cfg.task)
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
     run_dir = Path(resume) if resume is not None else on_main(dist, lambda: new_run_dir(out))
@@ -130,6 +152,8 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
 
     def new_trainer(output_mean: float | None = None) -> Trainer:
         model = initial_model(cfg)  # the initial weights follow the seed (every rank the same)
+        if init is not None:
+            model.load_state_dict(init)
         if output_mean is not None:
             model.init_output_bias(output_mean)
         return Trainer(model, cfg, run_dir=run_dir, corrupt=corrupt, **(tb.callbacks() if tb else {}))
@@ -139,6 +163,10 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
         remove_orphans(run_dir, recursive=False)  # temporary files of the killed run
         trainer.load_state(run_dir / "checkpoint.safetensors")
         log.info("resuming %s at epoch %d", run_dir, trainer.start_epoch)
+    init_val = None
+    if init is not None:  # where fine-tuning starts: the --init model on this run's validation set
+        init_val = trainer.evaluate(val_set)
+        log.info("the --init model's validation loss: %.5f", init_val)
     try:
         result = trainer.fit(train_set, val_set)
     except OutputCollapsed as e:
@@ -158,6 +186,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     if not dist.main:  # the model is the same on every rank: rank 0 calibrates and writes
         dist.barrier()
         return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)
+    result.extra["init_val_loss"] = init_val
     try:
         return _finish(head, result, trainer, images, train_set, val_set, calib_set, cfg, data, run_dir,
                        normal_class=normal_class, data_root=data_root)
@@ -175,8 +204,18 @@ def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, tr
         **result.summary(), "data": source, "normal_class": normal_class,
         "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
         "calib_images": len(calib_set) if calib_set is not val_set else 0,
-        "skipped_files": len(images.skipped),
+        "skipped_files": len(images.skipped), "images_seen": result.extra.get("images_seen"),
+        # training CPU time of the whole run (all threads, every resume): the cost on a shared machine
+        "cpu_seconds": round(sum(r.get("cpu_seconds", 0.0) for r in result.history), 1),
+        "threads": torch.get_num_threads(),
     }
+    if result.extra.get("init_val_loss") is not None:
+        training["init_val_loss"] = result.extra["init_val_loss"]
+    sources = getattr(images, "sources", None)
+    if sources is not None:  # crops (the denoise head): say so, and how many whole images
+        training.update({"images_are": "crops", "source_images": len(sources),
+                         "train_source_images": len(getattr(train_set, "sources", [])),
+                         "val_source_images": len(getattr(val_set, "sources", []))})
     model_path = run_dir / "model.safetensors"
     save_model(model_path, result.model, cfg, training=training, calibration=calibration)
     last = ConvAutoencoder(cfg.model)

@@ -27,9 +27,14 @@ def describe(target: str) -> dict[str, Any]:
         model = ConvAutoencoder(cfg.model)
         return {"kind": "preset", "source": "preset", "task": cfg.task, **model.parameter_counts(),
                 "config": cfg.to_dict()}
-    if not Path(target).exists():
-        raise ConfigError(f"{target}: neither a model file nor a preset ({', '.join(PRESETS)})")
-    head = read_header(target)
+    from aedetect.core.pretrained import PREFIX, resolve_model_path
+
+    shipped = target.startswith(PREFIX)
+    path = resolve_model_path(target)
+    if not path.exists():
+        raise ConfigError(f"{target}: neither a model file nor a preset ({', '.join(PRESETS)}) "
+                          f"nor a shipped model ({PREFIX}NAME)")
+    head = read_header(path)
     meta = head.metadata
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{target}: format {meta.get('format')!r} is not {FORMAT!r}")
@@ -37,7 +42,7 @@ def describe(target: str) -> dict[str, Any]:
         config = Config.from_dict(meta["config"]).validate()
     except (ConfigError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{target}: invalid config in metadata ({e})") from None
-    return {"kind": "model", "source": "model file", "task": config.task, **head.parameter_counts(),
+    return {"kind": "model", "source": "shipped model" if shipped else "model file", "task": config.task, **head.parameter_counts(),
             "config": config.to_dict(), "aedetect_version": meta.get("aedetect_version"),
             "format_version": meta.get("format_version"), "preprocessing": meta.get("preprocessing"),
             "training": meta.get("training"), "calibration": meta.get("calibration"),

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from aedetect.version import __version__
+from aedetect.core.pretrained import resolve_model_path
 from aedetect.core.config import Config
 from aedetect.core.header import RECORD_KEY, check_record, parse_metadata, record_digest
 from aedetect.errors import ConfigError, ModelFileError
@@ -185,8 +186,9 @@ def save_model(path: str | Path, model: nn.Module, config: Config, *, training: 
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFile:
-    """Rebuild the model from its file, checking format version, integrity and shapes."""
-    p = Path(path)
+    """Rebuild the model from its file (or a shipped one, ``pretrained:NAME``), checking format
+    version, integrity and shapes."""
+    p = resolve_model_path(path)
     header, raw_meta = read_header(p)
     meta = _metadata(p, raw_meta)
     if meta.get("format") != FORMAT:
@@ -214,7 +216,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFil
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a model file, without building the model or reading its tensors."""
-    return _metadata(Path(path), read_header(Path(path))[1])
+    p = resolve_model_path(path)
+    return _metadata(p, read_header(p)[1])
 
 
 # ---- training state for --resume ---------------------------------------------------------

@@ -140,7 +140,7 @@ class TensorBoardLogger:
         inp = self.corrupt(target, torch.Generator().manual_seed(0)) if self.corrupt else target
         out = model(inp).float()
         model.train(was_training)
-        rows = [inp, out] + ([target] if self.corrupt else [])
+        rows = [inp[:, :target.shape[1]], out] + ([target] if self.corrupt else [])
         batch = torch.cat([upscale_for_display(float_to_unit(r.float().cpu(), s)) for r in rows])
         return make_grid(batch, nrow=len(target), padding=2, pad_value=1.0)
 

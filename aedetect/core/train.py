@@ -117,6 +117,16 @@ class FitResult:
                 "stopped_early": self.stopped_early}
 
 
+def scheduled_lr(cfg: Config, step: int, total: int) -> float:
+    """The learning rate at global step ``step`` of ``total`` (0-based): constant, or a cosine
+    from ``train.lr`` down to ``train.lr_min`` over the whole run. A function of the step alone,
+    so a resumed run continues the schedule where the cut one was."""
+    t = cfg.train
+    if t.schedule != "cosine" or total <= 1:
+        return t.lr
+    return t.lr_min + (t.lr - t.lr_min) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     """Optimizer by name; weight decay on all weights or, as the single-layer tutorial does,
     on the encoder only (an L2 penalty on the code-producing half)."""
@@ -248,6 +258,13 @@ class Trainer:
                                   f"output (spread {out:.2g} against the images' {inp:.2g}) and the validation "
                                   f"loss stopped falling ({before:.5g} -> {val_loss:.5g})")
 
+    def _val_psnr(self, val_loss: float) -> float | None:
+        """The validation PSNR a denoiser's MSE loss means (of the mean MSE, in dB), else None."""
+        if self.corrupt is None or self.cfg.train.loss != "mse" or not val_loss > 0:
+            return None
+        span = 2.0 if self.cfg.data.scaling == "symmetric" else 1.0
+        return 10 * math.log10(span ** 2 / val_loss)
+
     # ---- resume -------------------------------------------------------------------------
     def load_state(self, path: str | Path) -> None:
         st = load_training_state(path)
@@ -286,16 +303,21 @@ class Trainer:
         t0 = time.perf_counter()
         images_seen = 0
         stopped = False
+        refresh = getattr(train, "refresh", None)  # fresh crops each epoch (aedetect.denoise.crops)
         for epoch in range(self.start_epoch, t.epochs + 1):
+            if refresh is not None:
+                refresh(epoch)
             self.model.train()
             perm = torch.randperm(n, generator=self.order_generator)
-            e0 = time.perf_counter()
+            e0, c0 = time.perf_counter(), time.process_time()
             # The running loss stays on the device: reading it back every step would make the
             # GPU wait for the CPU each step. It is read (and checked) every 10 steps.
             running = torch.zeros((), device=self.device)
             with progress_bar(f"epoch {epoch}/{t.epochs}", total=steps) as bar:
                 for s in range(steps):
                     idx = self.dist.part(perm[s * t.batch_size:(s + 1) * t.batch_size])
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = scheduled_lr(self.cfg, (epoch - 1) * steps + s, t.epochs * steps)
                     inp, target = self._batch(train, idx)
                     out = self._forward(inp, self.train_model)
                     loss = self.loss_fn(out, target)
@@ -329,9 +351,16 @@ class Trainer:
             row = {"epoch": epoch, "train_loss": train_sum / n, "val_loss": val_loss,
                    "best": int(improved), "seconds": round(train_seconds, 3),
                    "images_per_s": round(n / max(train_seconds, 1e-9), 1),
-                   "lr": self.optimizer.param_groups[0]["lr"]}
+                   "lr": self.optimizer.param_groups[0]["lr"], "images": n,
+                   "wall_seconds": round(time.perf_counter() - e0, 3),
+                   # CPU time of this process (all its threads): on a shared machine the honest cost.
+                   "cpu_seconds": round(time.process_time() - c0, 3)}
+            psnr = self._val_psnr(val_loss)
+            if psnr is not None:
+                row["val_psnr"] = round(psnr, 3)
             self.history.append(row)
-            log.info("epoch %d: train %.5f val %.5f%s", epoch, row["train_loss"], val_loss,
+            log.info("epoch %d: train %.5f val %.5f%s%s", epoch, row["train_loss"], val_loss,
+                     "" if psnr is None else f" ({psnr:.2f} dB on held-out crops)",
                      " (best)" if improved else "")
             self._write_epoch_files(epoch, val)
             self._save_state(epoch)
@@ -343,6 +372,9 @@ class Trainer:
                 break
         seconds = time.perf_counter() - t0
         (images_seen,) = self.dist.sum(images_seen)
+        if self.start_epoch > 1:  # resumed: what the whole run cost and saw, not this process's part
+            seconds = sum(r.get("wall_seconds", r["seconds"]) for r in self.history)
+            images_seen = sum(r.get("images", n) for r in self.history)
         last_state = copy.deepcopy(self.model.state_dict())
         self.model.load_state_dict(self.best_state)
         self.model.eval()
@@ -350,7 +382,7 @@ class Trainer:
                          best_val_loss=self.best_val, seconds=seconds,
                          images_per_s=images_seen / max(seconds, 1e-9), device=str(self.device),
                          run_dir=self.run_dir, stopped_early=stopped,
-                         extra={"last_state": last_state})
+                         extra={"last_state": last_state, "images_seen": images_seen})
 
     # ---- run files ----------------------------------------------------------------------
     def _write_epoch_files(self, epoch: int, val: ImageSet) -> None:
@@ -367,6 +399,7 @@ class Trainer:
                 idx = torch.arange(min(8, len(val)))
                 inp, target = self._batch(val, idx)
                 out = self._forward(inp).float()
+            inp = inp[:, :target.shape[1]]  # without a noise-level channel
             rows = [inp, out] if self.corrupt is None else [inp, out, target]
             save_recon_grid([float_to_unit(r.float().cpu(), self.cfg.data.scaling) for r in rows],
                             self.run_dir / f"recon_epoch{epoch:03d}.png")

@@ -57,6 +57,7 @@ class Denoiser:
         self.overlap = overlap
         self.model: torch.nn.Module | None = None
         self.model_path: Path | None = None
+        self.sigma: float | str = "auto"
 
     # ---- training / loading -------------------------------------------------------------
     def fit(self, images: str | Path | ImageSet | list[np.ndarray] | np.ndarray, out: str | Path | None = None) -> "Denoiser":
@@ -77,8 +78,13 @@ class Denoiser:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", max_tile_pixels: int = DEFAULT_MAX_PIXELS,
-             overlap: int = DEFAULT_OVERLAP) -> "Denoiser":
-        """A denoiser from a model file written by ``aedetect fit --task denoise``."""
+             overlap: int = DEFAULT_OVERLAP, sigma: float | str = "auto") -> "Denoiser":
+        """A denoiser from a model file written by ``aedetect fit --task denoise``, or a shipped
+        one (``pretrained:gray``). ``sigma``: the noise level (0..255 scale) for a model with a
+        noise-level input, or ``"auto"`` to estimate it per image (aedetect.denoise.sigma)."""
+        from aedetect.denoise.settings import parse_sigma
+
+        sigma = parse_sigma(sigma)
         from aedetect.core.modelfile import load_model
         from aedetect.core.train import resolve_device
 
@@ -92,25 +98,54 @@ class Denoiser:
         self = cls.__new__(cls)
         self.config, self.model, self.model_path = mf.config, mf.model.eval(), Path(path)
         self.max_tile_pixels, self.overlap = max_tile_pixels, overlap
+        self.sigma = sigma
         return self
+
+    @property
+    def takes_sigma(self) -> bool:
+        """Whether the model has a noise-level input (one model for every level)."""
+        return bool(self.config.model.noise_map)
 
     @property
     def channels(self) -> int:
         return self.config.data.channels
 
     # ---- inference ----------------------------------------------------------------------
+    def sigmas(self, x: Tensor, sigma: float | str | Tensor | None = None) -> Tensor:
+        """(N,) noise levels (0..255 scale) for a [0, 1] batch: the given one, or estimated."""
+        from aedetect.denoise.sigma import estimate_sigma
+
+        s = self.sigma if sigma is None else sigma
+        if isinstance(s, Tensor):
+            return s.to(x.device, torch.float32).expand(x.shape[0])
+        if s == "auto":
+            return estimate_sigma(x)
+        return torch.full((x.shape[0],), float(s), device=x.device)
+
     @torch.no_grad()
-    def denoise_tensor(self, x: Tensor) -> Tensor:
-        """(N, C, H, W) float in [0, 1] (C = the model's channels) -> the same, denoised."""
+    def denoise_tensor(self, x: Tensor, sigma: float | str | Tensor | None = None) -> Tensor:
+        """(N, C, H, W) float in [0, 1] (C = the model's channels) -> the same, denoised.
+
+        ``sigma`` (a model with a noise-level input only): a level on the 0..255 scale, an (N,)
+        tensor of them, or ``"auto"``; default the Denoiser's ``sigma``."""
         if self.model is None:
             raise DataError("this Denoiser has no model yet: call .fit(images) or Denoiser.load(path)")
         p = next(self.model.parameters())
         symmetric = self.config.data.scaling == "symmetric"
         y = x.to(p.device, torch.float32)
+        model = self.model
+        if self.takes_sigma:
+            from aedetect.denoise.noise import level_map
+
+            levels = self.sigmas(y, sigma)
+            net = self.model
+
+            def model(tile: Tensor) -> Tensor:  # type: ignore[misc]
+                return net(torch.cat([tile, level_map(levels, tile)], 1))
         y = y * 2 - 1 if symmetric else y
         stride = self.config.model.total_stride
         budget = max(1, self.max_tile_pixels // max(1, y.shape[0]))
-        y = run_tiled(self.model, y, max_pixels=budget, overlap=self.overlap, multiple=stride)
+        y = run_tiled(model, y, max_pixels=budget, overlap=self.overlap, multiple=stride)
         y = (y + 1) / 2 if symmetric else y
         return y.to(x.device)
 

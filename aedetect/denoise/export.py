@@ -30,20 +30,24 @@ from aedetect.errors import ExportError
 class DenoiseGraph(nn.Module):
     """``forward(images in [0, 1])`` -> denoised images, same shape."""
 
-    def __init__(self, model: nn.Module, scaling: str, stride: int, margin: int) -> None:
+    def __init__(self, model: nn.Module, scaling: str, stride: int, margin: int, channels: int = 1) -> None:
         super().__init__()
         self.model = model
+        self.channels = channels
         self.symmetric = scaling == "symmetric"
         self.stride = stride
         self.margin = margin
 
     def forward(self, images: Tensor) -> Tensor:
-        y = images * 2 - 1 if self.symmetric else images
+        y = images
+        if self.symmetric:  # the image channels only: a noise-level channel keeps its sigma / 255
+            c = self.channels
+            y = torch.cat([images[:, :c] * 2 - 1, images[:, c:]], 1)
         h, w = y.shape[-2:]
         m, s = self.margin, self.stride
         ph, pw = padded(h + 2 * m, s) - h - 2 * m, padded(w + 2 * m, s) - w - 2 * m  # see cae._pad
         out = self.model(F.pad(y, (m, m + pw, m, m + ph), mode="reflect"))[..., m:m + h, m:m + w]
-        return (out + 1) / 2 if self.symmetric else out
+        return (out + 1) / 2 if self.symmetric else out  # a noise-level channel is not in the output
 
 
 def denoise_metadata(mf: ModelFile, margin: int) -> dict[str, Any]:
@@ -56,6 +60,9 @@ def denoise_metadata(mf: ModelFile, margin: int) -> dict[str, Any]:
         "stride": stride,
         "min_side": margin + stride,
         "noise": mf.calibration.get("noise", {}),
+        "input": (f"float32 (N, {mf.config.data.channels + 1}, H, W): the image in [0, 1], then one channel "
+                  "holding the noise sigma / 255 (0..255 scale) at every pixel") if mf.config.model.noise_map
+        else f"float32 (N, {mf.config.data.channels}, H, W) in [0, 1]",
         "source_model": Path(mf.path).name,
     }
 
@@ -72,9 +79,10 @@ def export_denoise(mf: ModelFile, out: str | Path, overwrite: bool = False, opse
     if margin < 0:
         raise ExportError(f"--margin: must be >= 0, got {margin}")
     stride = c.model.total_stride
-    graph = DenoiseGraph(export_copy(mf.model), c.data.scaling, stride, margin)
+    graph = DenoiseGraph(export_copy(mf.model), c.data.scaling, stride, margin, c.data.channels)
     side = margin + stride + 24
-    example = torch.rand(2, c.data.channels, side, side + 8, generator=torch.Generator().manual_seed(0))
+    # A model with a noise-level input takes one more channel: sigma / 255 at every pixel.
+    example = torch.rand(2, c.model.input_channels, side, side + 8, generator=torch.Generator().manual_seed(0))
     return export_onnx(graph, example, out, output_names=["denoised"],
                        dynamic_axes={0: "batch", 2: "height", 3: "width"},
                        metadata=denoise_metadata(mf, margin), overwrite=overwrite, opset=opset)

@@ -8,7 +8,8 @@ The recipe is a small table saved verbatim in the model file (``aedetect info`` 
     # level = {gaussian = [5, 50], shot = [0.05, 0.3]}   # per kind, when several kinds
     clip = true                   # clip the noisy image to the valid range, as a file would be
     patch_size = 64               # training crop size (see aedetect.denoise.head)
-    crops_per_image = 64          # random crops taken from each clean image at load time
+    crops_per_image = 64          # random crops taken from each clean image per epoch
+    fresh_crops = true            # new crops every epoch (aedetect.denoise.crops)
 
 Levels, per kind (``NOISE_KINDS``):
     gaussian     sigma on the 0..255 scale (25 means sigma = 25/255 of the full range)
@@ -47,7 +48,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "gaussian": (0.0, 255.0), "shot": (0.0, 100.0), "speckle": (0.0, 1.0),
     "salt_pepper": (0.0, 1.0), "jpeg": (1.0, 100.0),
 }
-RECIPE_KEYS = ("noise", "level", "clip", "patch_size", "crops_per_image")
+RECIPE_KEYS = ("noise", "level", "clip", "patch_size", "crops_per_image", "fresh_crops")
 DEFAULT_PATCH = 64
 DEFAULT_CROPS = 64
 
@@ -61,11 +62,13 @@ class NoiseRecipe:
     clip: bool = True
     patch_size: int = DEFAULT_PATCH
     crops_per_image: int = DEFAULT_CROPS
+    fresh_crops: bool = True
 
     def summary(self) -> dict[str, Any]:
         """The normalised recipe (what the model file's calibration records)."""
         return {"noise": list(self.kinds), "level": {k: list(v) for k, v in self.levels.items()},
-                "clip": self.clip, "patch_size": self.patch_size, "crops_per_image": self.crops_per_image}
+                "clip": self.clip, "patch_size": self.patch_size, "crops_per_image": self.crops_per_image,
+                "fresh_crops": self.fresh_crops}
 
     @property
     def blind(self) -> bool:
@@ -114,14 +117,16 @@ def parse_recipe(d: dict[str, Any]) -> NoiseRecipe:
                               "e.g. {gaussian = [5, 50], jpeg = [10, 60]}")
         else:
             levels[k] = _check_level(k, level)
-    clip = d.get("clip", True)
-    if not isinstance(clip, bool):
-        raise ConfigError(f"denoise.clip: expected true or false, got {clip!r}")
+    clip, fresh = d.get("clip", True), d.get("fresh_crops", True)
+    for key, v in (("clip", clip), ("fresh_crops", fresh)):
+        if not isinstance(v, bool):
+            raise ConfigError(f"denoise.{key}: expected true or false, got {v!r}")
     patch, crops = d.get("patch_size", DEFAULT_PATCH), d.get("crops_per_image", DEFAULT_CROPS)
     for key, v in (("patch_size", patch), ("crops_per_image", crops)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ConfigError(f"denoise.{key}: expected a positive integer, got {v!r}")
-    return NoiseRecipe(kinds=kinds, levels=levels, clip=clip, patch_size=patch, crops_per_image=crops)
+    return NoiseRecipe(kinds=kinds, levels=levels, clip=clip, patch_size=patch, crops_per_image=crops,
+                       fresh_crops=fresh)
 
 
 def parse_level(text: str) -> float | list[float]:
@@ -194,12 +199,16 @@ class NoiseModel:
     uniformly from that kind's [low, high].
     """
 
-    def __init__(self, recipe: NoiseRecipe, scaling: str = "unit") -> None:
+    def __init__(self, recipe: NoiseRecipe, scaling: str = "unit", noise_map: bool = False) -> None:
         self.recipe = recipe
         self.scaling = scaling
+        self.noise_map = noise_map
 
     def __call__(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """The noisy batch; with ``noise_map`` one more channel holds each image's sigma / 255
+        (the model's noise-level input, see aedetect.core.plainnets)."""
         n = x.shape[0]
+        sigmas = torch.zeros(n)
         kinds = self.recipe.kinds
         which = torch.randint(0, len(kinds), (n,), generator=g) if len(kinds) > 1 else torch.zeros(n, dtype=torch.long)
         unit = (x + 1) / 2 if self.scaling == "symmetric" else x
@@ -213,14 +222,23 @@ class NoiseModel:
             sel = idx.to(x.device)
             if kind == "gaussian":
                 out[sel] = add_gaussian(unit[sel].float(), lv, g, span=1.0)
+                sigmas[idx] = lv
             else:
                 out[sel] = add_albumentations(unit[sel].clamp(0, 1), kind, lv, g)
         if self.recipe.clip:
             out = out.clamp_(0, 1)
         out = out * 2 - 1 if self.scaling == "symmetric" else out
+        if self.noise_map:
+            out = torch.cat([out, level_map(sigmas, out)], 1)
         return out.to(x.dtype)
 
 
-def make_corruption(denoise: dict[str, Any], scaling: str = "unit") -> NoiseModel:
+def level_map(sigma255: Tensor, like: Tensor) -> Tensor:
+    """The noise-level input channel: (N, 1, H, W) holding each image's sigma / 255."""
+    s = sigma255.to(like.device, torch.float32).view(-1, 1, 1, 1) / 255.0
+    return s.expand(like.shape[0], 1, *like.shape[-2:]).to(like.dtype)
+
+
+def make_corruption(denoise: dict[str, Any], scaling: str = "unit", noise_map: bool = False) -> NoiseModel:
     """The Trainer's corruption for a config's ``denoise`` table."""
-    return NoiseModel(parse_recipe(denoise), scaling)
+    return NoiseModel(parse_recipe(denoise), scaling, noise_map)

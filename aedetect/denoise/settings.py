@@ -1,4 +1,4 @@
-"""The tiling options of ``aedetect denoise`` and their checks, without PyTorch (the CLI's
+"""The tiling and noise-level options of ``aedetect denoise`` and their checks, without PyTorch (the CLI's
 defaults and its usage errors come from here, so ``--help`` and a bad option cost no torch)."""
 
 from __future__ import annotations
@@ -14,3 +14,18 @@ def check_tiling(max_tile_pixels: object, overlap: object) -> None:
     correct), ``overlap`` a whole number >= 0; else one ConfigError naming the option."""
     check_whole_number("--max-tile-pixels", max_tile_pixels, 1)
     check_whole_number("--overlap", overlap, 0)
+
+
+def parse_sigma(text: object) -> float | str:
+    """``--sigma``: 'auto' or a level on the 0..255 scale, 0 to 255; else one ConfigError."""
+    from aedetect.errors import ConfigError
+
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"--sigma: {text!r} is neither 'auto' nor a number (0..255 scale)") from None
+    if not 0 <= value <= 255:
+        raise ConfigError(f"--sigma: {value:g} is outside 0..255 (the noise sigma on the 0..255 scale)")
+    return value
