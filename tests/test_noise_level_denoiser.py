@@ -3,6 +3,8 @@ schedule across a resume, fine-tuning with --init and the noise-level estimate."
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -116,7 +118,8 @@ def test_init_starts_from_the_given_model(tmp_path) -> None:
                                               "denoise": {"level": [0, 50], "patch_size": 32, "crops_per_image": 4}})
     tuned = fit(_photos(), cfg, tmp_path / "b", init=first.model_path)
     assert cfg.model.arch == "ffdnet" and cfg.model.noise_map
-    training = __import__("json").loads((tmp_path / "b" / "summary.json").read_text())["training"]
+    training = json.loads((tmp_path / "b" / "summary.json").read_text())["training"]
+    assert training["init"] == str(first.model_path)
     assert training["init_val_loss"] == pytest.approx(tuned.result.history[0]["val_loss"], rel=1e-5)
     a = {k: v for k, v in first.result.model.state_dict().items()}
     b = tuned.result.model.state_dict()

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import torch
 
-
 from aedetect.core.modelfile import load_training_state, save_model
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
@@ -82,7 +81,8 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
             on_main(dist, lambda: check_new_dir(out))  # refuse a used --out before spending time on loading
         start = None if init is None else init_from(init, cfg)
         return _fit(data, cfg, out, dist, normal_class=normal_class, data_root=data_root, resume=resume,
-                    tensorboard=tensorboard, run_name=run_name, model_name=model_name, init=start)
+                    tensorboard=tensorboard, run_name=run_name, model_name=model_name, init=start,
+                    init_name=None if init is None else printable(str(init)))
 
 
 def init_from(init: str | Path, cfg: Config) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def _check_launch(dist: distributed.Dist, train: ImageSet, cfg: Config) -> None:
 def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distributed.Dist, *,
          normal_class: int | None, data_root: str | None, resume: str | Path | None,
          tensorboard: str | Path | None, run_name: str | None, model_name: str | None,
-         init: dict[str, Any] | None = None) -> FitOutput:
+         init: dict[str, Any] | None = None, init_name: str | None = None) -> FitOutput:
     head = get_head(cfg.task)
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
     run_dir = Path(resume) if resume is not None else on_main(dist, lambda: new_run_dir(out))
@@ -186,7 +186,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     if not dist.main:  # the model is the same on every rank: rank 0 calibrates and writes
         dist.barrier()
         return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)
-    result.extra["init_val_loss"] = init_val
+    result.extra.update(init_val_loss=init_val, init=init_name)
     try:
         return _finish(head, result, trainer, images, train_set, val_set, calib_set, cfg, data, run_dir,
                        normal_class=normal_class, data_root=data_root)
@@ -209,8 +209,8 @@ def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, tr
         "cpu_seconds": round(sum(r.get("cpu_seconds", 0.0) for r in result.history), 1),
         "threads": torch.get_num_threads(),
     }
-    if result.extra.get("init_val_loss") is not None:
-        training["init_val_loss"] = result.extra["init_val_loss"]
+    if result.extra.get("init") is not None:  # fine-tuned: from what, and where it started
+        training.update(init=result.extra["init"], init_val_loss=result.extra["init_val_loss"])
     sources = getattr(images, "sources", None)
     if sources is not None:  # crops (the denoise head): say so, and how many whole images
         training.update({"images_are": "crops", "source_images": len(sources),

@@ -7,7 +7,6 @@ tensor shapes. A preset has no file, so its model is built (that one needs PyTor
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aedetect.core.config import Config

@@ -56,6 +56,8 @@ class OutputCollapsed(TrainingError):
 COLLAPSE_RATIO = 0.01
 # ... and the validation loss fell by less than this fraction since the epoch before.
 FLAT_LOSS = 1e-3
+# The run's duration is estimated (and logged) from this many steps of its first epoch.
+ETA_STEPS = 20
 
 
 def resolve_device(name: str) -> torch.device:
@@ -258,6 +260,16 @@ class Trainer:
                                   f"output (spread {out:.2g} against the images' {inp:.2g}) and the validation "
                                   f"loss stopped falling ({before:.5g} -> {val_loss:.5g})")
 
+    def _log_eta(self, seconds: float, done: int, steps: int, epoch: int) -> None:
+        """Say early how long the run will take (from the first steps' speed, validation not
+        counted), so a two-hour recipe on a laptop is no surprise."""
+        left = (self.cfg.train.epochs - epoch + 1) * steps - done
+        eta = seconds / done * left
+        if eta < 30:
+            return
+        log.info("about %s for the %d epochs left at this speed (%.2f s per step on %s)",
+                 _duration(eta), self.cfg.train.epochs - epoch + 1, seconds / done, self.device)
+
     def _val_psnr(self, val_loss: float) -> float | None:
         """The validation PSNR a denoiser's MSE loss means (of the mean MSE, in dB), else None."""
         if self.corrupt is None or self.cfg.train.loss != "mse" or not val_loss > 0:
@@ -331,7 +343,9 @@ class Trainer:
                     if self.on_step is not None:
                         self.on_step((epoch - 1) * steps + s + 1, float(loss.detach()))
                     if s % 10 == 0 or s == steps - 1:
-                        value = float(loss.detach())
+                        value = float(loss.detach())  # waits for the device: the time below is real
+                        if epoch == self.start_epoch and s == min(steps - 1, ETA_STEPS):
+                            self._log_eta(time.perf_counter() - e0, s + 1, steps, epoch)
                         if not math.isfinite(value):
                             raise FloatingPointError(f"loss became {value} at epoch {epoch}; "
                                                      "lower the learning rate (--lr)")
@@ -403,6 +417,14 @@ class Trainer:
             rows = [inp, out] if self.corrupt is None else [inp, out, target]
             save_recon_grid([float_to_unit(r.float().cpu(), self.cfg.data.scaling) for r in rows],
                             self.run_dir / f"recon_epoch{epoch:03d}.png")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
