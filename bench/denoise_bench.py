@@ -67,7 +67,8 @@ def noisy_copy(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return (clean + rng.standard_normal(clean.shape).astype(np.float32) * (sigma / 255.0)).astype(np.float32)
 
 
-def methods(sigma: float, models: list[str], bm3d_subset: int | None) -> tuple[dict[str, Method], list[str]]:
+def methods(sigma: float, models: list[str], bm3d_subset: int | None,
+            ensembles: tuple[int, ...] = ()) -> tuple[dict[str, Method], list[str]]:
     """name -> f(noisy, index) giving the denoised image (None: skipped for this image); notes."""
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
@@ -111,14 +112,19 @@ def methods(sigma: float, models: list[str], bm3d_subset: int | None) -> tuple[d
         fns[f"{label} (true sigma)" if den.takes_sigma else label] = run
         if den.takes_sigma:
             fns[f"{label} (--sigma auto)"] = lambda y, i, d=den: run(y, i, d, "auto")
+        for n in ensembles:  # the geometric self-ensemble (aedetect.denoise.ensemble), true sigma
+            more = Denoiser.load(spec, device="cpu", max_tile_pixels=4096 * 4096, ensemble=n)
+            fns[f"{label} (x{n} ensemble{', true sigma' if more.takes_sigma else ''})"] = (
+                lambda y, i, d=more: run(y, i, d))
     return fns, notes
 
 
-def evaluate(folder: str, name: str, sigma: float, models: list[str], bm3d_subset: int | None) -> None:
+def evaluate(folder: str, name: str, sigma: float, models: list[str], bm3d_subset: int | None,
+             ensembles: tuple[int, ...] = ()) -> None:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     images = clean_images(folder)
-    fns, notes = methods(sigma, models, bm3d_subset)
+    fns, notes = methods(sigma, models, bm3d_subset, ensembles)
     path = OUT / f"eval_{name}_{sigma:g}.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []  # resume a cut run
     for i, (img, clean) in enumerate(images):
@@ -200,6 +206,7 @@ def main() -> None:
     e.add_argument("--sigma", type=float, required=True)
     e.add_argument("--models", nargs="*", default=["pretrained:gray"], help="model files or pretrained:NAME")
     e.add_argument("--bm3d-subset", type=int, default=None, help="BM3D on the first N images only (0: none)")
+    e.add_argument("--ensembles", type=int, nargs="*", default=[], help="also each model with --ensemble N")
     g = sub.add_parser("sigma", help="error of the --sigma auto estimate")
     g.add_argument("--folder", required=True)
     g.add_argument("--sigmas", type=float, nargs="+", default=[5, 15, 25, 50, 75])
@@ -208,7 +215,7 @@ def main() -> None:
     if a.cmd == "sigma":
         sigma_error(a.folder, a.sigmas)
     elif a.cmd == "eval":
-        evaluate(a.folder, a.name or Path(a.folder).name, a.sigma, a.models, a.bm3d_subset)
+        evaluate(a.folder, a.name or Path(a.folder).name, a.sigma, a.models, a.bm3d_subset, tuple(a.ensembles))
     else:
         report()
 

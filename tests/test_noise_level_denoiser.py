@@ -155,3 +155,19 @@ def test_onnx_graph_of_a_noise_level_model_matches_the_denoiser(tmp_path) -> Non
     inp = torch.cat([x, torch.full_like(x, 25 / 255)], 1).numpy()
     got = ort.InferenceSession(str(onnx_path)).run(None, {"images": inp})[0]
     assert got.shape == ref.shape and float(np.abs(got - ref).max()) < 1e-4
+
+
+def test_self_ensemble_turns_each_result_back() -> None:
+    """An equivariant function is unchanged by the ensemble; a position-dependent one is
+    averaged over the 8 flips/turns (a ramp becomes its mean over the dihedral group)."""
+    from aedetect.denoise.ensemble import ensembled
+    from aedetect.denoise.settings import check_ensemble
+
+    x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(ensembled(lambda t: t * 2, 8)(x), x * 2)
+    ramp = torch.arange(12.0).view(1, 1, 1, 12).expand(2, 1, 12, 12)
+    got = ensembled(lambda t: t + ramp, 8)(x)
+    assert torch.allclose(got, x + 5.5, atol=1e-5)  # every flip/turn of the ramp, averaged: 5.5
+    assert ensembled(torch.sin, 1)(x).equal(torch.sin(x))
+    with pytest.raises(ConfigError, match="--ensemble: 3 is not 1, 2, 4 or 8"):
+        check_ensemble(3)

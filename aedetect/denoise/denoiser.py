@@ -58,6 +58,7 @@ class Denoiser:
         self.model: torch.nn.Module | None = None
         self.model_path: Path | None = None
         self.sigma: float | str = "auto"
+        self.ensemble = 1
 
     # ---- training / loading -------------------------------------------------------------
     def fit(self, images: str | Path | ImageSet | list[np.ndarray] | np.ndarray, out: str | Path | None = None) -> "Denoiser":
@@ -78,13 +79,15 @@ class Denoiser:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", max_tile_pixels: int = DEFAULT_MAX_PIXELS,
-             overlap: int = DEFAULT_OVERLAP, sigma: float | str = "auto") -> "Denoiser":
+             overlap: int = DEFAULT_OVERLAP, sigma: float | str = "auto", ensemble: int = 1) -> "Denoiser":
         """A denoiser from a model file written by ``aedetect fit --task denoise``, or a shipped
         one (``pretrained:gray``). ``sigma``: the noise level (0..255 scale) for a model with a
-        noise-level input, or ``"auto"`` to estimate it per image (aedetect.denoise.sigma)."""
-        from aedetect.denoise.settings import parse_sigma
+        noise-level input, or ``"auto"`` to estimate it per image (aedetect.denoise.sigma).
+        ``ensemble``: average over this many flips/turns (1, 2, 4, 8; aedetect.denoise.ensemble)."""
+        from aedetect.denoise.settings import check_ensemble, parse_sigma
 
         sigma = parse_sigma(sigma)
+        check_ensemble(ensemble)
         from aedetect.core.modelfile import load_model
         from aedetect.core.train import resolve_device
 
@@ -99,6 +102,7 @@ class Denoiser:
         self.config, self.model, self.model_path = mf.config, mf.model.eval(), Path(path)
         self.max_tile_pixels, self.overlap = max_tile_pixels, overlap
         self.sigma = sigma
+        self.ensemble = ensemble
         return self
 
     @property
@@ -145,7 +149,9 @@ class Denoiser:
         y = y * 2 - 1 if symmetric else y
         stride = self.config.model.total_stride
         budget = max(1, self.max_tile_pixels // max(1, y.shape[0]))
-        y = run_tiled(model, y, max_pixels=budget, overlap=self.overlap, multiple=stride)
+        from aedetect.denoise.ensemble import ensembled
+
+        y = run_tiled(ensembled(model, self.ensemble), y, max_pixels=budget, overlap=self.overlap, multiple=stride)
         y = (y + 1) / 2 if symmetric else y
         return y.to(x.device)
 

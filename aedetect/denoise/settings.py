@@ -29,3 +29,11 @@ def parse_sigma(text: object) -> float | str:
     if not 0 <= value <= 255:
         raise ConfigError(f"--sigma: {value:g} is outside 0..255 (the noise sigma on the 0..255 scale)")
     return value
+
+
+def check_ensemble(n: object) -> None:
+    """``--ensemble``: 1, 2, 4 or 8 flips/turns averaged; else one ConfigError."""
+    from aedetect.errors import ConfigError
+
+    if isinstance(n, bool) or n not in (1, 2, 4, 8):
+        raise ConfigError(f"--ensemble: {n!r} is not 1, 2, 4 or 8 (flips/turns averaged)")
