@@ -88,7 +88,8 @@ def fit(
     r = output.result
     skipped = len(output.data.skipped)
     sources = getattr(output.data, "sources", None)
-    what = f"{len(output.data)} images" if sources is None else f"{len(output.data)} crops of {len(sources)} images"
+    what = f"{len(output.data)} images" if sources is None else (
+        f"{r.extra.get('images_seen', 0):,} crops of {len(sources)} images")
     console.print(
         f"[green]trained[/] {len(r.history)} epochs on {what}"
         + (f" ({skipped} unreadable skipped)" if skipped else "")
