@@ -70,7 +70,7 @@ class AnomalyHead(BaseHead):
         train``) the bank comes from ``train`` (the images the model trained on), never from
         ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
         ``learned`` map's network is trained on ``train`` only."""
-        from aedetect.anomaly.latent import encode_bank, train_latent_bank
+        from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
         from aedetect.anomaly.maps import run_model
         from aedetect.anomaly.select import select_settings, wants_selection
         from aedetect.anomaly.threshold import calibrate_scores
@@ -96,6 +96,9 @@ class AnomalyHead(BaseHead):
 
             bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool, s.feature_bank,
                               device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+            # The float16 values the model file keeps and scoring will see, so the threshold is
+            # set on the scores `score` computes (the float32 bank moved them by about 5e-5).
+            bank = decode_bank(encode_bank(bank.cpu())).to(device)
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":
             latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed)
@@ -113,7 +116,7 @@ class AnomalyHead(BaseHead):
 
             cal["segmenter"] = encode_segmenter(segmenter)
         if bank is not None:
-            cal["feature_bank"] = encode_bank(bank)
+            cal["feature_bank"] = encode_bank(bank.cpu())
         if selection is not None:
             cal["selection"] = selection
         log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "

@@ -18,8 +18,10 @@ reached in time are skipped, and the record says how many.
 Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` / ``topk`` 1 % /
 ``topk`` 5 % / ``max``, each alone or plus a latent kNN score (bank: training images; vector:
 the code or, for convolutional models, the deepest encoder features on a grid; metric
-euclidean or cosine; weight 1 or 3), and each latent vector alone. The ``features`` and
-``learned`` maps are not candidates: they need a bank or a network trained per candidate.
+euclidean or cosine; weight 1 or 3), and each latent vector alone; last, for convolutional
+models, the ``features`` map (ranked with a bank of 5,000 training feature vectors) x the same
+smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
+for minutes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ AGGREGATIONS: tuple[tuple[str, float], ...] = (("mean", 1.0), ("topk", 1.0), ("t
 LATENT_WEIGHTS = (1.0, 3.0)
 MAX_FLOATS = 24_000_000  # images x pixels of one selection pass: about 100 MB per map kind
 CHUNK = 256
+# Feature vectors the ``features`` map's candidates are ranked with: a sample of the bank the
+# head then builds (``feature_bank``, 30,000), since the search over every location of every
+# validation image is the costliest candidate (about 10 s for 650 64x64 crops on one core).
+FEATURE_RANK_BANK = 5000
 
 
 def wants_selection(cfg: Config, s: AnomalySettings) -> bool:
@@ -88,6 +94,7 @@ class Validation:
         normals = holdout.images[pick].numpy().astype(np.float32) / float(holdout.max_value)
         sets = [normals] + [make_anomalies(normals, f, seed)[0] for f in s.select_families]
         self.families = list(s.select_families)
+        self.has_features = cfg.model.arch == "conv"
         self.n_normal = normals.shape[0]
         self.x = torch.from_numpy(np.concatenate(sets))  # (N, C, H, W) in [0, 1]
         self.cfg, self.model, self.device = cfg, model, device
@@ -123,6 +130,22 @@ class Validation:
         s = replace(base, map=kind, smooth_sigma=0.0)
         raw = torch.cat([error_map(self.x[i:i + CHUNK], self.y[i:i + CHUNK], s)
                          for i in range(0, self.x.shape[0], CHUNK)])
+        return self.aggregations(raw)
+
+    @torch.no_grad()
+    def feature_scores(self, bank: Tensor, s: AnomalySettings) -> dict[tuple[float, str, float], np.ndarray]:
+        """Image scores of the ``features`` map (distance of the encoder features to ``bank``)."""
+        from aedetect.anomaly.featuremap import encoder_features, feature_distance_map
+
+        size = tuple(self.x.shape[-2:])
+        raw = torch.cat([feature_distance_map(
+            encoder_features(self.model, scale_to_float(self.x[i:i + CHUNK].to(self.device), 1.0, self.cfg.data.scaling),
+                             s.feature_level, s.feature_pool), bank, s.feature_level, size).cpu()  # type: ignore[arg-type]
+            for i in range(0, self.x.shape[0], CHUNK)])
+        return self.aggregations(raw)
+
+    @staticmethod
+    def aggregations(raw: Tensor) -> dict[tuple[float, str, float], np.ndarray]:
         out = {}
         for sigma in SIGMAS:
             m = smooth(raw, sigma)
@@ -186,13 +209,28 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
                     rs = rs / max(float(np.median(rs[:val.n_normal])), 1e-12)
                     for w in LATENT_WEIGHTS:
                         add({**t["settings"], **lo, "recon_weight": 1.0, "latent_weight": w}, rs + w * lat)
+    n_features = len(SIGMAS) * len(AGGREGATIONS)
+    if not val.has_features or train is None or len(train) < 2 or s.feature_level >= len(cfg.model.widths):
+        pass  # no encoder feature maps (an mlp model), or no training images for the bank
+    elif over_budget():
+        skipped += n_features
+    else:
+        from aedetect.anomaly.featuremap import build_bank
+
+        bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool,
+                          min(s.feature_bank, FEATURE_RANK_BANK), device, cfg.train.batch_size, seed)
+        for (sigma, how, pct), sc in val.feature_scores(bank, s).items():
+            add({"map": "features", "smooth_sigma": sigma, "score": how, "topk_percent": pct}, sc)
     best = max(range(len(tried)), key=lambda i: tried[i]["auroc"])  # the first of equals: the earlier, cheaper
     chosen = tried[best]
     defaults = {"latent": "none", "recon_weight": 1.0, "latent_weight": 1.0}
     new = replace(s, **{**defaults, **chosen["settings"]})
     new.validate()
-    given_name = candidate_name({**given, "latent": s.latent})
-    given_row = next((t for t in tried if t["name"] == given_name), None)
+    given_name = candidate_name({**given, "latent": s.latent, "latent_source": s.latent_source,
+                                 "latent_metric": s.latent_metric, "latent_weight": s.latent_weight,
+                                 "recon_weight": s.recon_weight})
+    comparable = s.map in MAPS and (s.latent != "knn" or s.latent_bank == "train")  # else no candidate is it
+    given_row = next((t for t in tried if t["name"] == given_name), None) if comparable else None
     seconds = time.perf_counter() - t0
     record = {
         "mode": s.select, "chosen": chosen["name"], "chosen_settings": chosen["settings"],

@@ -51,8 +51,9 @@ learned_steps       training steps of the ``learned`` map's network (1500).
 learned_batch       images per step, half of them with a made-up anomaly (16).
 learned_width       channels of that network (32).
 select              label-free choice of the scoring settings at fit time
-                    (aedetect.anomaly.select): ``auto`` chooses map, smoothing, score,
-                    latent kNN on/off, its source, metric and weight by the mean validation
+                    (aedetect.anomaly.select): ``auto`` chooses map (mse, l1, ssim,
+                    features), smoothing, score, latent kNN on/off, its source, metric and
+                    weight by the mean validation
                     AUROC of held-out normal images against synthetic anomalies made from them
                     (aedetect.anomaly.synthetic), unless ``Config.anomaly`` pins one of those
                     keys itself; ``on`` chooses even then; ``none`` keeps the given settings.
