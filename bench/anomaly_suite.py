@@ -48,6 +48,7 @@ from aedetect.anomaly.metrics import image_auroc, pixel_metrics
 from aedetect.core.config import DataConfig
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_digits, load_torchvision, texture_crops
+from aedetect.errors import TrainingError
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _baselines import BASELINES
@@ -124,7 +125,11 @@ def run_case(row: str, case: str, seed: int, args: argparse.Namespace) -> dict[s
         if name == "aedetect":
             r = fit_aedetect(row, train, test, seed, args)
         elif name == "mlp_ae":
-            r = BASELINES[name](train, test, seed, epochs_of(row, args))
+            try:
+                r = BASELINES[name](train, test, seed, epochs_of(row, args))
+            except TrainingError as e:  # collapsed at both learning rates: recorded, not scored
+                out["methods"][name] = {"failed": str(e), "cpu_s": round(time.process_time() - t0, 1)}
+                continue
         else:
             r = BASELINES[name](train, test, seed)
         m: dict[str, Any] = {"image_auroc": image_auroc(labels, r["scores"]), "cpu_s": round(time.process_time() - t0, 1)}
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace) -> None:
                 tmp.replace(path)
                 ae = res["methods"].get("aedetect", {})
                 print(json.dumps({"row": row, "case": case, "seed": seed, "wall_s": res["wall_s"],
-                                  **{k: round(v["image_auroc"], 4) for k, v in res["methods"].items()},
+                                  **{k: round(v["image_auroc"], 4) for k, v in res["methods"].items() if "image_auroc" in v},
                                   "chosen": ae.get("chosen"), "fpr": ae.get("fpr")}), flush=True)
 
 
@@ -185,7 +190,10 @@ def summarise(results: Path, quick: bool) -> list[dict[str, Any]]:
             rs = [r for r in recs if r["seed"] == s]
             complete.append(len(rs) == want)
             for m in METHODS:
-                got = [r["methods"][m] for r in rs if m in r["methods"]]
+                got = [r["methods"][m] for r in rs if "image_auroc" in r["methods"].get(m, {})]
+                failed = sum("failed" in r["methods"].get(m, {}) for r in rs)
+                if failed:
+                    per_seed.setdefault(m, {}).setdefault("failed", []).append(failed)
                 if not got:
                     continue
                 cpu[m] = cpu.get(m, 0.0) + sum(g["cpu_s"] for g in got)
@@ -216,8 +224,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         beaten = [m for m, v in base.items() if v and np.mean(v) >= ours]
         verdict = "yes" if not beaten and ae.get("image_auroc") else f"no ({', '.join(beaten)} ≥)"
         cpu_b = sum(v for k, v in r["cpu"].items() if k != "aedetect")
-        lines.append(f"| {r['row']} | {r['cases']} | {img} | {pix} | {fpr} | "
-                     + " | ".join(_pm(base[m]) for m in base)
+        cells = [_pm(base[m]) + (f" ({n} collapsed)" if (n := sum(ps.get(m, {}).get("failed", []))) else "")
+                 for m in base]
+        lines.append(f"| {r['row']} | {r['cases']} | {img} | {pix} | {fpr} | " + " | ".join(cells)
                      + f" | {verdict} | {PUBLISHED.get(r['row'], '-')} | {r['cpu'].get('aedetect', 0):.0f} / {cpu_b:.0f} |")
     return "\n".join(lines)
 
@@ -247,7 +256,8 @@ def class_table(results: Path, row: str) -> str:
              "|" + "---|" * (len(METHODS) + 3)]
     for case in sorted({r["case"] for r in recs}, key=int):
         rs = sorted((r for r in recs if r["case"] == case), key=lambda r: r["seed"])
-        cells = [_pm([r["methods"][m]["image_auroc"] for r in rs if m in r["methods"]]) for m in METHODS]
+        cells = [_pm([r["methods"][m]["image_auroc"] for r in rs if "image_auroc" in r["methods"].get(m, {})])
+                 for m in METHODS]
         chosen = "; ".join(str(r["methods"].get("aedetect", {}).get("chosen")) for r in rs)
         lines.append(f"| {case} | {len(rs)} | " + " | ".join(cells) + f" | {chosen} |")
     return "\n".join(lines)
