@@ -91,3 +91,33 @@ def test_a_slow_start_is_not_taken_for_a_collapse(tmp_path: Path, caplog: pytest
     assert "collapsed" not in caplog.text
     losses = [r["val_loss"] for r in out.result.history]
     assert len(losses) == 3 and losses[2] < losses[0]
+
+
+def test_the_library_detector_recovers_like_the_cli(monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """``AnomalyDetector.fit`` trains through the same restart as ``aedetect fit``
+    (aedetect.core.fit.fit_or_restart): a first model whose output cannot move (a dead sigmoid)
+    collapses, the restart from the images' mean learns. Before, the library raised."""
+    from aedetect import AnomalyDetector
+    from aedetect.core.config import DataConfig
+    from aedetect.data.sources import load_digits
+
+    orig = ConvAutoencoder.__init__
+    made = []
+
+    def init(self: ConvAutoencoder, cfg):  # type: ignore[no-untyped-def]
+        orig(self, cfg)
+        made.append(self)
+        if len(made) == 1:  # the first model only: the restart's model is a healthy one
+            layer = self.output_layer()
+            with torch.no_grad():
+                layer.weight.zero_()
+                layer.bias.fill_(-200.0)
+
+    monkeypatch.setattr(ConvAutoencoder, "__init__", init)
+    zeros = load_digits(DataConfig(channels=1), normal_class=0)
+    det = AnomalyDetector(preset="small", epochs=4, anomaly={"select": "none"},
+                          overrides={"train": {"batch_size": 32, "lr": 3e-3}}).fit(zeros)
+    assert "training collapsed at epoch" in caplog.text and "restarting from epoch 1" in caplog.text
+    assert det.model_ is made[-1] and len(made) >= 2
+    assert det.history_[-1]["val_loss"] < det.history_[0]["val_loss"]

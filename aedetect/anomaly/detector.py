@@ -131,8 +131,8 @@ class AnomalyDetector:
         With a labelled ``validation`` ImageSet (labels 0/1), the threshold is the F1-optimal one
         on it instead of the target-FPR one.
         """
-        from aedetect.core.fit import prepare_data
         from aedetect.anomaly.head import AnomalyHead
+        from aedetect.core.fit import fit_or_restart, prepare_data
         from aedetect.core.train import Trainer, initial_model
 
         cfg = self._config()
@@ -141,8 +141,14 @@ class AnomalyDetector:
         train, val = data.split(cfg.train.val_fraction, cfg.train.seed)
         head = AnomalyHead()
         train, calib = head.calibration_split(train, val, cfg)
-        trainer = Trainer(initial_model(cfg), cfg, run_dir=self.out)
-        result = trainer.fit(train, val)
+        def new_trainer(output_mean: float | None = None) -> Trainer:
+            model = initial_model(cfg)
+            if output_mean is not None:
+                model.init_output_bias(output_mean)
+            return Trainer(model, cfg, run_dir=self.out)
+
+        # A collapsed output is restarted once, as `aedetect fit` does (aedetect.core.fit).
+        trainer, result = fit_or_restart(new_trainer(), new_trainer, train, val, cfg)
         self.model_ = result.model.eval()
         self.config_ = cfg
         self.device = str(trainer.device)  # 'auto' resolved: scoring runs where training ran

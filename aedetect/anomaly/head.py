@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # torch is imported by calibrate() only: validating a config 
 
 log = logging.getLogger("aedetect")
 
+MIN_SELECT_IMAGES = 10  # fewer held-out normal images than this cannot rank candidates
+
 
 class AnomalyHead(BaseHead):
     """Reconstruct normal images; calibrate the flag threshold on held-out normal ones.
@@ -62,15 +64,26 @@ class AnomalyHead(BaseHead):
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
                   train: ImageSet | None = None) -> dict[str, Any]:
-        """Thresholds on the held-out normal images; with ``map = features`` (or ``latent_bank =
+        """Thresholds on the held-out normal images, with the scoring settings chosen first
+        by label-free selection when ``anomaly.select`` asks for it (aedetect.anomaly.select),
+        so the threshold is the chosen setting's. With ``map = features`` (or ``latent_bank =
         train``) the bank comes from ``train`` (the images the model trained on), never from
         ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
         ``learned`` map's network is trained on ``train`` only."""
-        from aedetect.anomaly.latent import encode_bank, train_latent_bank
+        from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
         from aedetect.anomaly.maps import run_model
+        from aedetect.anomaly.select import select_settings, wants_selection
         from aedetect.anomaly.threshold import calibrate_scores
 
         s = AnomalySettings.from_config(cfg)
+        selection = None
+
+        if wants_selection(cfg, s):
+            if len(holdout) < MIN_SELECT_IMAGES:
+                log.info("label-free selection skipped: %d held-out normal images (needs %d); the given "
+                         "anomaly settings are kept", len(holdout), MIN_SELECT_IMAGES)
+            else:
+                s, selection = select_settings(model, holdout, train, cfg, s, device)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
                                             ("anomaly.map 'learned'", s.map == "learned"),
                                             ("anomaly.latent_bank 'train'", s.latent == "knn" and s.latent_bank == "train"))
@@ -83,6 +96,9 @@ class AnomalyHead(BaseHead):
 
             bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool, s.feature_bank,
                               device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+            # The float16 values the model file keeps and scoring will see, so the threshold is
+            # set on the scores `score` computes (the float32 bank moved them by about 5e-5).
+            bank = decode_bank(encode_bank(bank.cpu())).to(device)
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":
             latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed)
@@ -100,7 +116,9 @@ class AnomalyHead(BaseHead):
 
             cal["segmenter"] = encode_segmenter(segmenter)
         if bank is not None:
-            cal["feature_bank"] = encode_bank(bank)
+            cal["feature_bank"] = encode_bank(bank.cpu())
+        if selection is not None:
+            cal["selection"] = selection
         log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "
                  "pixel threshold %.6g", len(holdout), cal["threshold"], s.target_fpr, cal["pixel_threshold"])
         return cal

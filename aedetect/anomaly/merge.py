@@ -108,7 +108,8 @@ def merge_scores(shards: list[str | Path], out: str | Path | None = None, copy_h
     rows = kind_rows(scores, labels, flags, kinds, _kind_pixels(read) if pixel is not None else None) \
         if labels is not None and any(kinds) else []
     if metrics:
-        metrics.update(model=first["model"], data=first["data"], threshold_rule=first.get("threshold_rule"))
+        metrics.update(model=first["model"], data=first["data"], threshold_rule=first.get("threshold_rule"),
+                       **first.get("model_metrics", {}))
         if rows:
             metrics["per_kind"] = [r.as_dict() for r in rows]
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))

@@ -42,6 +42,7 @@ from aedetect.anomaly.heatmap import heatmap_name, heatmap_panel, write_heatmap
 from aedetect.anomaly.kinds import KindPixels, kind_rows
 from aedetect.anomaly.metrics import PixelMetrics, both_classes, image_metrics
 from aedetect.anomaly.reliability import reliability_line
+from aedetect.anomaly.selectreport import model_metrics
 from aedetect.data.shard import Shard
 from aedetect.util.text import printable
 from aedetect.anomaly.report import write_report
@@ -248,7 +249,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
                      kind_pix if stream.masks_ok else None) if all_labels is not None and any(kinds) else []
     if metrics:
         metrics.update(model=printable(model), data=printable(data) if not isinstance(data, ImageSet) else "ImageSet",
-                       threshold_rule=det.calibration_.get("threshold_rule"))
+                       threshold_rule=det.calibration_.get("threshold_rule"), **model_metrics(det.calibration_))
         if rows:
             metrics["per_kind"] = [r.as_dict() for r in rows]
         write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
@@ -268,7 +269,8 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
     if shard is not None:
         write_shard_record(run, shard, stream, paths + [p for p, _ in skipped], pix, kind_pix,
                            model=printable(model), data=printable(data), threshold=det.threshold_,
-                           pixel_threshold=det.pixel_threshold_, threshold_rule=det.calibration_.get("threshold_rule"))
+                           pixel_threshold=det.pixel_threshold_, threshold_rule=det.calibration_.get("threshold_rule"),
+                           model_metrics=model_metrics(det.calibration_))
     return ScoreReport(out=run, n_images=len(paths), n_flagged=n_flagged,
                        n_errors=len(skipped), threshold=det.threshold_, metrics=metrics,
                        heatmaps=n_maps, flagged_paths=[paths[i] for i in np.flatnonzero(all_flags)],

@@ -50,6 +50,20 @@ feature_bank        at most this many training feature vectors are kept (30000).
 learned_steps       training steps of the ``learned`` map's network (1500).
 learned_batch       images per step, half of them with a made-up anomaly (16).
 learned_width       channels of that network (32).
+select              label-free choice of the scoring settings at fit time
+                    (aedetect.anomaly.select): ``auto`` chooses map (mse, l1, ssim,
+                    features), smoothing, score, latent kNN on/off, its source, metric and
+                    weight by the mean validation
+                    AUROC of held-out normal images against synthetic anomalies made from them
+                    (aedetect.anomaly.synthetic), unless ``Config.anomaly`` pins one of those
+                    keys itself; ``on`` chooses even then; ``none`` keeps the given settings.
+                    Default ``auto``.
+select_budget       seconds the selection may spend after its first candidates (60); past
+                    it, the candidates not yet scored are skipped and counted in the record.
+select_images       at most this many held-out normal images it uses, fewer for large
+                    images (256).
+select_families     the synthetic anomaly families it scores against (all twelve, local
+                    and global; see aedetect.anomaly.synthetic).
 ==================  ========================================================================
 """
 
@@ -67,6 +81,15 @@ LATENTS = ("none", "knn")
 LATENT_SOURCES = ("code", "features")
 LATENT_METRICS = ("euclidean", "cosine")
 LATENT_BANKS = ("calib", "train")
+SELECTS = ("auto", "on", "none")
+# The keys label-free selection chooses; a config that sets any of them pins the scoring, and
+# ``select = auto`` then keeps it (the recipes measured on a benchmark stay as they are).
+SCORING_KEYS = frozenset({"map", "mix", "ssim_window", "smooth_sigma", "score", "topk_percent", "latent",
+                          "latent_source", "latent_level", "latent_grid", "latent_metric", "latent_bank",
+                          "latent_bank_size", "latent_k", "latent_weight", "recon_weight", "feature_level",
+                          "feature_pool", "feature_bank", "learned_steps", "learned_batch", "learned_width"})
+FAMILY_NAMES = ("patch", "scratch", "stain", "hole", "blur", "shift",
+                "cutpaste", "mix", "elastic", "affine", "mirror", "contrast")  # aedetect.anomaly.synthetic
 
 
 @dataclass
@@ -98,6 +121,10 @@ class AnomalySettings:
     learned_steps: int = 1500
     learned_batch: int = 16
     learned_width: int = 32
+    select: str = "auto"
+    select_budget: float = 60.0
+    select_images: int = 256
+    select_families: list[str] = field(default_factory=lambda: list(FAMILY_NAMES))
 
     @classmethod
     def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
@@ -128,6 +155,12 @@ class AnomalySettings:
         choice("latent_source", LATENT_SOURCES)
         choice("latent_metric", LATENT_METRICS)
         choice("latent_bank", LATENT_BANKS)
+        choice("select", SELECTS)
+        if not isinstance(self.select_families, list) or not self.select_families \
+                or any(f not in FAMILY_NAMES for f in self.select_families):
+            raise ConfigError(f"anomaly.select_families: expected a list of some of {', '.join(FAMILY_NAMES)}, "
+                              f"got {self.select_families!r}")
+        self.select_budget = number("select_budget", 0, 1e6)
         if not isinstance(self.mix, dict) or not self.mix or any(k not in ("mse", "l1", "ssim") for k in self.mix):
             raise ConfigError(f"anomaly.mix: expected weights for some of mse, l1, ssim, got {self.mix!r}")
         for k, w in self.mix.items():
@@ -160,3 +193,4 @@ class AnomalySettings:
         integer("learned_steps", 1)
         integer("learned_batch", 2)
         integer("learned_width", 4)
+        integer("select_images", 8)

@@ -63,7 +63,8 @@ def info(
             t.add_row(f"{section}.{k}", text if len(text) <= 160 else f"<{len(text):,} characters; see --json>")
     out.print(t)
     from aedetect.anomaly.reliability import reliability_line
+    from aedetect.anomaly.selectreport import selection_line
 
-    line = reliability_line(d.get("calibration") or {})
-    if line:
-        out.print(line, highlight=False)
+    for line in (reliability_line(d.get("calibration") or {}), selection_line(d.get("calibration") or {})):
+        if line:
+            out.print(line, highlight=False)

@@ -120,6 +120,25 @@ def on_main(dist: distributed.Dist, fn: Callable[[], T]) -> T:
     return result  # type: ignore[return-value]
 
 
+def fit_or_restart(trainer: Trainer, new_trainer: Callable[[float], Trainer], train_set: ImageSet,
+                   val_set: ImageSet, cfg: Config) -> tuple[Trainer, FitResult]:
+    """``trainer.fit``, recovering once from a collapsed output: the same seed, the output
+    started at the images' mean (see ConvAutoencoder.init_output_bias, ``new_trainer(mean)``),
+    so a sigmoid cannot saturate at black first. A second collapse is one line and no model.
+    ``aedetect fit`` and ``AnomalyDetector.fit`` both train through here."""
+    try:
+        return trainer, trainer.fit(train_set, val_set)
+    except OutputCollapsed as e:
+        mean = float(train_set.to_float(train_set.images[:4096], cfg.data.scaling).mean())
+        log.warning("%s; restarting from epoch 1 with the output started at the images' mean (%.3g)", e, mean)
+        trainer = new_trainer(mean)
+        try:
+            return trainer, trainer.fit(train_set, val_set)
+        except OutputCollapsed as again:
+            raise TrainingError(f"{again} again after a restart; no model written: lower the learning rate "
+                                "(--lr) or try --set model.output_activation=none") from None
+
+
 def _check_launch(dist: distributed.Dist, train: ImageSet, cfg: Config) -> None:
     """A torchrun launch the data cannot feed: every rank reaches the same verdict."""
     if not dist.active:
@@ -167,19 +186,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     if init is not None:  # where fine-tuning starts: the --init model on this run's validation set
         init_val = trainer.evaluate(val_set)
         log.info("the --init model's validation loss: %.5f", init_val)
-    try:
-        result = trainer.fit(train_set, val_set)
-    except OutputCollapsed as e:
-        # Recover once: the same seed, the output started at the images' mean (see
-        # ConvAutoencoder.init_output_bias), so a sigmoid cannot saturate at black first.
-        mean = float(train_set.to_float(train_set.images[:4096], cfg.data.scaling).mean())
-        log.warning("%s; restarting from epoch 1 with the output started at the images' mean (%.3g)", e, mean)
-        trainer = new_trainer(mean)
-        try:
-            result = trainer.fit(train_set, val_set)
-        except OutputCollapsed as again:
-            raise TrainingError(f"{again} again after a restart; no model written: lower the learning rate "
-                                "(--lr) or try --set model.output_activation=none") from None
+    trainer, result = fit_or_restart(trainer, new_trainer, train_set, val_set, cfg)
     if tb is not None:
         tb.finish(result.model, result.best_epoch)
     model_path = run_dir / "model.safetensors"

@@ -1,0 +1,249 @@
+"""Label-free selection of the scoring settings (``anomaly.select``), run at calibration.
+
+Why: the best scoring differs by data (one-class MNIST wants the SSIM map's mean plus a cosine
+kNN on encoder features; brick wants the squared error's top pixels), and a user has normal
+images only, so a setting picked on a benchmark's test split does not carry over. After the
+autoencoder is trained, every candidate setting is scored on the held-out normal images of
+the calibration split against synthetic anomalies made from those same images
+(aedetect.anomaly.synthetic, local and global families), and the candidate with the highest
+AUROC, averaged over the families so that no one generator dominates, is applied. The
+threshold is then calibrated with it, as for a setting given by hand.
+
+Cost: one forward pass over the normal images and their anomalies gives the reconstructions
+and the latent vectors; every map, smoothing and aggregation candidate is recomputed from
+those, and the latent kNN candidates need one more pass over a sample of training images (the
+bank). ``select_budget`` seconds bound what comes after the first map kind: candidates not
+reached in time are skipped, and the record says how many.
+
+Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` / ``topk`` 1 % /
+``topk`` 5 % / ``max``, each alone or plus a latent kNN score (bank: training images; vector:
+the code or, for convolutional models, the deepest encoder features on a grid; metric
+euclidean or cosine; weight 1 or 3), and each latent vector alone; last, for convolutional
+models, the ``features`` map (ranked with a bank of 5,000 training feature vectors) x the same
+smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
+for minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from aedetect.anomaly.latent import knn_distance, latent_vectors, train_latent_bank
+from aedetect.anomaly.maps import error_map, image_score, smooth
+from aedetect.anomaly.settings import SCORING_KEYS, AnomalySettings
+from aedetect.anomaly.synthetic import make_anomalies
+from aedetect.core.config import Config
+from aedetect.data.imageset import ImageSet, float_to_unit, scale_to_float
+
+log = logging.getLogger("aedetect")
+
+MAPS = ("mse", "l1", "ssim")
+SIGMAS = (0.0, 1.0)
+AGGREGATIONS: tuple[tuple[str, float], ...] = (("mean", 1.0), ("topk", 1.0), ("topk", 5.0), ("max", 1.0))
+LATENT_WEIGHTS = (1.0, 3.0)
+MAX_FLOATS = 24_000_000  # images x pixels of one selection pass: about 100 MB per map kind
+CHUNK = 256
+# Feature vectors the ``features`` map's candidates are ranked with: a sample of the bank the
+# head then builds (``feature_bank``, 30,000), since the search over every location of every
+# validation image is the costliest candidate (about 10 s for 650 64x64 crops on one core).
+FEATURE_RANK_BANK = 5000
+
+
+def wants_selection(cfg: Config, s: AnomalySettings) -> bool:
+    """``select = on``, or ``auto`` with no scoring key pinned in ``Config.anomaly``."""
+    if s.select == "none":
+        return False
+    return s.select == "on" or not (set(cfg.anomaly) & SCORING_KEYS)
+
+
+def auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
+    """AUROC of normal (label 0) against anomalous (label 1) scores, ties counted half: the
+    Mann-Whitney statistic, so a few thousand candidate x family pairs cost milliseconds."""
+    from scipy.stats import rankdata
+
+    r = rankdata(np.concatenate([normal, anomalous]))
+    n0, n1 = normal.size, anomalous.size
+    return float((r[n0:].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
+
+
+def candidate_name(o: dict[str, Any]) -> str:
+    """A short readable name of a candidate's overrides, e.g. ``ssim s1 mean + features/cosine w3``."""
+    agg = o["score"] if o["score"] != "topk" else f"top{o['topk_percent']:g}%"
+    recon = f"{o['map']} s{o['smooth_sigma']:g} {agg}"
+    if o.get("latent") != "knn":
+        return recon
+    lat = f"{o['latent_source']}/{o['latent_metric']} kNN"
+    return lat + " alone" if o.get("recon_weight") == 0 else f"{recon} + {lat} w{o['latent_weight']:g}"
+
+
+class Validation:
+    """The held-out normal images, their synthetic anomalies and everything one pass gives."""
+
+    def __init__(self, model: nn.Module, holdout: ImageSet, cfg: Config, s: AnomalySettings,
+                 device: torch.device | str, seed: int) -> None:
+        n, _, h, w = holdout.images.shape
+        per_set = max(8, min(s.select_images, MAX_FLOATS // ((1 + len(s.select_families)) * h * w)))
+        pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:per_set].sort().values
+        normals = holdout.images[pick].numpy().astype(np.float32) / float(holdout.max_value)
+        sets = [normals] + [make_anomalies(normals, f, seed)[0] for f in s.select_families]
+        self.families = list(s.select_families)
+        self.has_features = cfg.model.arch == "conv"
+        self.n_normal = normals.shape[0]
+        self.x = torch.from_numpy(np.concatenate(sets))  # (N, C, H, W) in [0, 1]
+        self.cfg, self.model, self.device = cfg, model, device
+        self.y, self.vectors = self._run()
+
+    @torch.no_grad()
+    def _run(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """Reconstructions in [0, 1] and the raw latent vectors (code; deepest features)."""
+        self.model.eval()
+        ys: list[Tensor] = []
+        vec: dict[str, list[Tensor]] = {}
+        for i in range(0, self.x.shape[0], CHUNK):
+            xb = scale_to_float(self.x[i:i + CHUNK].to(self.device), 1.0, self.cfg.data.scaling)
+            yb, z, skips = self.model.forward_parts(xb)  # type: ignore[operator]
+            ys.append(float_to_unit(yb.float(), self.cfg.data.scaling).cpu())
+            for source in self.sources(skips):
+                s = AnomalySettings(latent="knn", latent_source=source)
+                vec.setdefault(source, []).append(latent_vectors(z, skips, s).cpu())
+        return torch.cat(ys), {k: torch.cat(v) for k, v in vec.items()}
+
+    @staticmethod
+    def sources(skips: list[Tensor]) -> tuple[str, ...]:
+        return ("code", "features") if skips else ("code",)
+
+    def split(self, scores: np.ndarray) -> dict[str, float]:
+        """AUROC per family of one candidate's scores (normals first, then family by family)."""
+        n = self.n_normal
+        normal = scores[:n]
+        return {f: auroc(normal, scores[n * (i + 1):n * (i + 2)]) for i, f in enumerate(self.families)}
+
+    def recon_scores(self, kind: str, base: AnomalySettings) -> dict[tuple[float, str, float], np.ndarray]:
+        """Image scores of one map kind for every smoothing and aggregation candidate."""
+        s = replace(base, map=kind, smooth_sigma=0.0)
+        raw = torch.cat([error_map(self.x[i:i + CHUNK], self.y[i:i + CHUNK], s)
+                         for i in range(0, self.x.shape[0], CHUNK)])
+        return self.aggregations(raw)
+
+    @torch.no_grad()
+    def feature_scores(self, bank: Tensor, s: AnomalySettings) -> dict[tuple[float, str, float], np.ndarray]:
+        """Image scores of the ``features`` map (distance of the encoder features to ``bank``)."""
+        from aedetect.anomaly.featuremap import encoder_features, feature_distance_map
+
+        size = tuple(self.x.shape[-2:])
+        raw = torch.cat([feature_distance_map(
+            encoder_features(self.model, scale_to_float(self.x[i:i + CHUNK].to(self.device), 1.0, self.cfg.data.scaling),
+                             s.feature_level, s.feature_pool), bank, s.feature_level, size).cpu()  # type: ignore[arg-type]
+            for i in range(0, self.x.shape[0], CHUNK)])
+        return self.aggregations(raw)
+
+    @staticmethod
+    def aggregations(raw: Tensor) -> dict[tuple[float, str, float], np.ndarray]:
+        out = {}
+        for sigma in SIGMAS:
+            m = smooth(raw, sigma)
+            for how, pct in AGGREGATIONS:
+                out[(sigma, how, pct)] = image_score(m, how, pct).numpy().astype(np.float64)
+        return out
+
+
+def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None, cfg: Config,
+                    s: AnomalySettings, device: torch.device | str) -> tuple[AnomalySettings, dict[str, Any]]:
+    """The settings chosen for ``model`` from normal images alone, and the selection record
+    (candidates with their validation AUROC, the choice, the families, the time spent)."""
+    t0 = time.perf_counter()
+    seed = cfg.train.seed
+    val = Validation(model, holdout, cfg, s, device, seed)
+    given = {k: getattr(s, k) for k in ("map", "smooth_sigma", "score", "topk_percent")}
+    tried: list[dict[str, Any]] = []
+    recon: dict[str, np.ndarray] = {}
+    skipped = 0
+
+    def add(o: dict[str, Any], scores: np.ndarray) -> None:
+        per = val.split(scores)
+        tried.append({"name": candidate_name(o), "settings": o, "auroc": float(np.mean(list(per.values()))),
+                      "per_family": {f: round(a, 4) for f, a in per.items()}})
+
+    def over_budget() -> bool:
+        return time.perf_counter() - t0 > s.select_budget
+
+    for i, kind in enumerate(MAPS):
+        if i and over_budget():
+            skipped += len(SIGMAS) * len(AGGREGATIONS) * (len(MAPS) - i)
+            break
+        for (sigma, how, pct), sc in val.recon_scores(kind, s).items():
+            o = {"map": kind, "smooth_sigma": sigma, "score": how, "topk_percent": pct}
+            recon[candidate_name(o)] = sc
+            add(o, sc)
+    n_recon = len(MAPS) * len(SIGMAS) * len(AGGREGATIONS)  # what the skipped combinations would have been
+    n_latent = len(val.vectors) * 2 * (1 + len(LATENT_WEIGHTS) * n_recon)
+    if train is None or len(train) < 2:
+        log.info("label-free selection: no training images for a latent bank; latent kNN candidates skipped")
+        skipped += n_latent
+    elif over_budget():
+        skipped += n_latent
+    else:
+        for source, vecs in val.vectors.items():
+            sl = AnomalySettings(latent="knn", latent_source=source, latent_bank="train",
+                                 latent_bank_size=s.latent_bank_size, latent_k=s.latent_k)
+            bank_raw = train_latent_bank(model, train, cfg, replace(sl, latent_metric="euclidean"), device,
+                                         cfg.train.batch_size, seed)
+            for metric in ("euclidean", "cosine"):
+                if over_budget():
+                    skipped += 1 + len(LATENT_WEIGHTS) * n_recon
+                    continue
+                norm = (lambda v: torch.nn.functional.normalize(v, dim=1)) if metric == "cosine" else (lambda v: v)
+                lat = knn_distance(norm(vecs), norm(bank_raw), s.latent_k).numpy().astype(np.float64)
+                lat = lat / max(float(np.median(lat[:val.n_normal])), 1e-12)
+                lo = {"latent": "knn", "latent_source": source, "latent_metric": metric, "latent_bank": "train"}
+                add({**given, **lo, "recon_weight": 0.0, "latent_weight": 1.0}, lat)
+                for t in [t for t in tried if t["settings"].get("latent") != "knn"]:  # a copy: add() appends
+                    rs = recon[t["name"]]
+                    rs = rs / max(float(np.median(rs[:val.n_normal])), 1e-12)
+                    for w in LATENT_WEIGHTS:
+                        add({**t["settings"], **lo, "recon_weight": 1.0, "latent_weight": w}, rs + w * lat)
+    n_features = len(SIGMAS) * len(AGGREGATIONS)
+    if not val.has_features or train is None or len(train) < 2 or s.feature_level >= len(cfg.model.widths):
+        pass  # no encoder feature maps (an mlp model), or no training images for the bank
+    elif over_budget():
+        skipped += n_features
+    else:
+        from aedetect.anomaly.featuremap import build_bank
+
+        bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool,
+                          min(s.feature_bank, FEATURE_RANK_BANK), device, cfg.train.batch_size, seed)
+        for (sigma, how, pct), sc in val.feature_scores(bank, s).items():
+            add({"map": "features", "smooth_sigma": sigma, "score": how, "topk_percent": pct}, sc)
+    best = max(range(len(tried)), key=lambda i: tried[i]["auroc"])  # the first of equals: the earlier, cheaper
+    chosen = tried[best]
+    defaults = {"latent": "none", "recon_weight": 1.0, "latent_weight": 1.0}
+    new = replace(s, **{**defaults, **chosen["settings"]})
+    new.validate()
+    given_name = candidate_name({**given, "latent": s.latent, "latent_source": s.latent_source,
+                                 "latent_metric": s.latent_metric, "latent_weight": s.latent_weight,
+                                 "recon_weight": s.recon_weight})
+    comparable = s.map in MAPS and (s.latent != "knn" or s.latent_bank == "train")  # else no candidate is it
+    given_row = next((t for t in tried if t["name"] == given_name), None) if comparable else None
+    seconds = time.perf_counter() - t0
+    record = {
+        "mode": s.select, "chosen": chosen["name"], "chosen_settings": chosen["settings"],
+        "chosen_auroc": chosen["auroc"], "chosen_per_family": chosen["per_family"],
+        "given": given_name, "given_auroc": given_row["auroc"] if given_row else None,
+        "families": val.families, "normal_images": val.n_normal, "anomalies_per_family": val.n_normal,
+        "candidates_scored": len(tried), "candidates_skipped": skipped, "seconds": round(seconds, 2),
+        "budget_s": s.select_budget,
+        "candidates": [{"name": t["name"], "auroc": round(t["auroc"], 5)} for t in tried],
+    }
+    log.info("label-free selection: %d candidates (%d skipped) on %d held-out normal images and %d synthetic "
+             "anomalies of each of %d families in %.1f s (budget %g s): %s, validation AUROC %.4f "
+             "(given settings %s: %s)", len(tried), skipped, val.n_normal, val.n_normal, len(val.families),
+             seconds, s.select_budget, chosen["name"], chosen["auroc"], given_name,
+             f"{given_row['auroc']:.4f}" if given_row else "not a candidate")
+    return new, record

@@ -1,0 +1,315 @@
+"""The anomaly development suite (issue 12): every row, 3 seeds, baselines, one table.
+
+Rows:
+  mnist     one-class MNIST, each digit in turn normal: train on at most --mnist-train images
+            of it (a seeded sample of its training images), score the whole 10,000-image test
+            split (the other nine digits anomalous).
+  digits    scikit-learn's 8x8 digits, one class normal: 70 % of it trains (seeded), the rest
+            of it and every other class are the test.
+  brick, grass, gravel (scikit-image textures), cell (scikit-image's microscopy image of a
+  cell), immunohistochemistry (a stained tissue section, grey), moon (a photograph of the
+  lunar surface): train on 64x64 crops of the top three quarters, test on crops of the bottom
+  quarter, half with one synthetic defect with an exact mask (aedetect.anomaly.defects: a
+  foreign-texture patch, a scratch, a stain, missing material); image and pixel metrics.
+
+aedetect is fitted as a user would, with label-free selection of the scoring (no
+``Config.anomaly`` keys pinned); one model per kind of data (objects: the dense 32-number code
+of the MNIST bench; surfaces: the texture bench's 8x8x4 code), no per-row tuning. On the surface
+rows the selection is told to use only the synthetic families unlike the test defects (blur,
+cutpaste, mix, elastic, affine, mirror, contrast; not patch, scratch, stain, hole, shift), so
+the test measures a defect family that neither training nor selection used. Baselines on the
+same images and seeds: bench/_baselines.py.
+
+Resumable: every (row, class, seed) writes RESULTS/<row>/<case>-s<seed>.json when done, and a
+rerun skips what exists. ``--write-doc`` rebuilds the table in docs/benchmarks-anomaly.md from
+whatever results exist (marking incomplete rows).
+
+    OMP_NUM_THREADS=1 python bench/anomaly_suite.py --rows digits mnist --results R   # then
+    python bench/anomaly_suite.py --results R --write-doc
+    python bench/anomaly_suite.py --quick ...   # 2 classes, 1 seed, fewer images and epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aedetect import AnomalyDetector
+from aedetect.anomaly.defects import defect_test_set
+from aedetect.anomaly.metrics import image_auroc, pixel_metrics
+from aedetect.core.config import DataConfig
+from aedetect.data.imageset import ImageSet
+from aedetect.data.sources import load_digits, load_torchvision, texture_crops
+from aedetect.errors import TrainingError
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _baselines import BASELINES
+
+OBJECTS = ("mnist", "digits")
+SURFACES = ("brick", "grass", "gravel", "cell", "immunohistochemistry", "moon")
+ROWS = OBJECTS + SURFACES
+OBJECT_MODEL = {"model": {"widths": [32, 64], "bottleneck": "dense", "latent_dim": 32, "norm": "batch"}}
+SURFACE_MODEL = {"model": {"latent_channels": 4}}
+# Not the analogues of the test defects (patch, scratch, stain, missing): those stay unseen.
+SURFACE_SELECT = ["blur", "cutpaste", "mix", "elastic", "affine", "mirror", "contrast"]
+PUBLISHED = {"mnist": "l2 AE 98.32, Deep SVDD 94.8 (mean of the ten digits)"}
+METHODS = ("aedetect", "ocsvm", "knn", "pca", "mlp_ae")
+
+
+def object_case(row: str, k: int, seed: int, args: argparse.Namespace) -> tuple[ImageSet, ImageSet]:
+    """(normal training images, labelled test images) of one class."""
+    cfg = DataConfig(channels=1, size=(28, 28) if row == "mnist" else (8, 8))
+    if row == "mnist":
+        normals = load_torchvision("mnist", cfg, train=True, normal_class=k, data_root=args.data_root)
+        pick = torch.randperm(len(normals), generator=torch.Generator().manual_seed(seed))[:args.mnist_train]
+        test = load_torchvision("mnist", cfg, train=False, normal_class=k, data_root=args.data_root,
+                                only_normal=False)
+        return normals.subset(pick.sort().values), test
+    full = load_digits(cfg, normal_class=k, only_normal=False)
+    normal = torch.nonzero(full.labels == 0).ravel()
+    perm = normal[torch.randperm(len(normal), generator=torch.Generator().manual_seed(seed))]
+    n = int(len(normal) * 0.7)
+    rest = sorted(set(range(len(full))) - set(perm[:n].tolist()))
+    return full.subset(perm[:n].sort().values), full.subset(rest)
+
+
+def surface_case(row: str, seed: int, args: argparse.Namespace) -> tuple[ImageSet, ImageSet]:
+    crops = texture_crops(row, 64, args.stride, rows=(0.0, 0.75))
+    if len(crops) > args.max_crops:
+        crops = crops[torch.randperm(len(crops), generator=torch.Generator().manual_seed(seed))[:args.max_crops]]
+    return ImageSet(images=crops), defect_test_set(row, 64, 16, rows=(0.75, 1.0), seed=100 + seed)
+
+
+def epochs_of(row: str, args: argparse.Namespace) -> int:
+    """Training epochs of both autoencoders (aedetect's and the mlp baseline) on a row: the
+    8x8 digits have about 125 training images per class, two batches an epoch."""
+    return args.surface_epochs if row in SURFACES else args.digits_epochs if row == "digits" else args.mnist_epochs
+
+
+def fit_aedetect(row: str, train: ImageSet, test: ImageSet, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    surface = row in SURFACES
+    model = SURFACE_MODEL if surface else OBJECT_MODEL
+    epochs = epochs_of(row, args)
+    anomaly = {"select_families": SURFACE_SELECT} if surface else {}
+    det = AnomalyDetector(preset="small", epochs=epochs, seed=seed, anomaly=anomaly, size=tuple(test.images.shape[2:]),
+                          overrides={**model, "train": {"batch_size": 32 if surface else 64, "lr": 2e-3,
+                                                        "patience": 100, "grid_every": 0}})
+    det.fit(train)
+    res = det.score(test, keep_images=False, batch_size=256)
+    sel = det.calibration_.get("selection") or {}
+    normal = test.labels.numpy() == 0
+    return {"scores": res.scores, "maps": res.maps, "fpr": float(res.flags[normal].mean()),
+            "target_fpr": det.calibration_["target_fpr"], "chosen": sel.get("chosen"),
+            "chosen_auroc": sel.get("chosen_auroc"), "select_s": sel.get("seconds")}
+
+
+def run_case(row: str, case: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    if row in OBJECTS:
+        train, test = object_case(row, int(case), seed, args)
+    else:
+        train, test = surface_case(row, seed, args)
+    labels = test.labels.numpy()
+    out: dict[str, Any] = {"row": row, "case": case, "seed": seed, "epochs": epochs_of(row, args), "train_images": len(train),
+                           "test_images": len(test), "test_anomalous": int(labels.sum()), "methods": {}}
+    for name in args.methods:
+        torch.manual_seed(seed)
+        t0 = time.process_time()
+        if name == "aedetect":
+            r = fit_aedetect(row, train, test, seed, args)
+        elif name == "mlp_ae":
+            try:
+                r = BASELINES[name](train, test, seed, epochs_of(row, args))
+            except TrainingError as e:  # collapsed at both learning rates: recorded, not scored
+                out["methods"][name] = {"failed": str(e), "cpu_s": round(time.process_time() - t0, 1)}
+                continue
+        else:
+            r = BASELINES[name](train, test, seed)
+        m: dict[str, Any] = {"image_auroc": image_auroc(labels, r["scores"]), "cpu_s": round(time.process_time() - t0, 1)}
+        if test.masks is not None and "maps" in r:
+            m.update(pixel_metrics(test.masks[:, 0].numpy(), np.asarray(r["maps"])))
+        m.update({k: v for k, v in r.items() if k not in ("scores", "maps")})
+        out["methods"][name] = m
+    return out
+
+
+def cases(row: str, quick: bool) -> list[str]:
+    if row in SURFACES:
+        return ["all"]
+    return ["0", "1"] if quick else [str(k) for k in range(10)]
+
+
+def run(args: argparse.Namespace) -> None:
+    for row in args.rows:
+        for seed in args.seeds:
+            for case in cases(row, args.quick):
+                path = Path(args.results) / row / f"{case}-s{seed}.json"
+                if path.is_file():
+                    continue
+                w0 = time.perf_counter()
+                res = run_case(row, case, seed, args)
+                res["wall_s"] = round(time.perf_counter() - w0, 1)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(res, indent=1))
+                tmp.replace(path)
+                ae = res["methods"].get("aedetect", {})
+                print(json.dumps({"row": row, "case": case, "seed": seed, "wall_s": res["wall_s"],
+                                  **{k: round(v["image_auroc"], 4) for k, v in res["methods"].items() if "image_auroc" in v},
+                                  "chosen": ae.get("chosen"), "fpr": ae.get("fpr")}), flush=True)
+
+
+# ---- the table ------------------------------------------------------------------------------
+def _pm(values: list[float], scale: float = 100.0) -> str:
+    if not values:
+        return "-"
+    a = np.asarray(values) * scale
+    return f"{a.mean():.2f} ± {a.std():.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+
+
+def summarise(results: Path, quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for row in ROWS:
+        files = sorted((results / row).glob("*.json"))
+        if not files:
+            continue
+        recs = [json.loads(f.read_text()) for f in files]
+        seeds = sorted({r["seed"] for r in recs})
+        want = len(cases(row, quick))
+        per_seed: dict[str, dict[str, list[float]]] = {}  # method -> metric -> per-seed means
+        cpu: dict[str, float] = {}
+        complete = []
+        for s in seeds:
+            rs = [r for r in recs if r["seed"] == s]
+            complete.append(len(rs) == want)
+            for m in METHODS:
+                got = [r["methods"][m] for r in rs if "image_auroc" in r["methods"].get(m, {})]
+                failed = sum("failed" in r["methods"].get(m, {}) for r in rs)
+                if failed:
+                    per_seed.setdefault(m, {}).setdefault("failed", []).append(failed)
+                if not got:
+                    continue
+                cpu[m] = cpu.get(m, 0.0) + sum(g["cpu_s"] for g in got)
+                for metric in ("image_auroc", "pixel_auroc", "aupro", "fpr"):
+                    vals = [g[metric] for g in got if g.get(metric) is not None]
+                    if vals:
+                        per_seed.setdefault(m, {}).setdefault(metric, []).append(float(np.mean(vals)))
+        chosen = [r["methods"]["aedetect"].get("chosen") for r in recs if "aedetect" in r["methods"]]
+        rows.append({"row": row, "seeds": seeds, "complete": all(complete) and len(seeds) >= 3,
+                     "cases": f"{len(recs)} of {want * max(len(seeds), 3)}", "per_seed": per_seed, "cpu": cpu,
+                     "chosen": chosen, "target_fpr": next((r["methods"]["aedetect"].get("target_fpr") for r in recs
+                                                           if "aedetect" in r["methods"]), None)})
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| row | cases done | aedetect image AUROC | pixel AUROC / AUPRO | FPR on test normals (target) | "
+            "OneClassSVM | kNN | PCA | mlp AE | beats every baseline? | published | CPU s (aedetect / baselines) |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        ps = r["per_seed"]
+        ae = ps.get("aedetect", {})
+        img = _pm(ae.get("image_auroc", []))
+        pix = (f"{_pm(ae.get('pixel_auroc', []))} / {_pm(ae.get('aupro', []))}" if ae.get("pixel_auroc") else "-")
+        fpr = f"{100 * np.mean(ae['fpr']):.1f} % ({100 * (r['target_fpr'] or 0):g} %)" if ae.get("fpr") else "-"
+        base = {m: ps.get(m, {}).get("image_auroc", []) for m in ("ocsvm", "knn", "pca", "mlp_ae")}
+        ours = np.mean(ae.get("image_auroc", [np.nan]))
+        beaten = [m for m, v in base.items() if v and np.mean(v) >= ours]
+        verdict = "yes" if not beaten and ae.get("image_auroc") else f"no ({', '.join(beaten)} ≥)"
+        cpu_b = sum(v for k, v in r["cpu"].items() if k != "aedetect")
+        cells = [_pm(base[m]) + (f" ({n} collapsed)" if (n := sum(ps.get(m, {}).get("failed", []))) else "")
+                 for m in base]
+        lines.append(f"| {r['row']} | {r['cases']} | {img} | {pix} | {fpr} | " + " | ".join(cells)
+                     + f" | {verdict} | {PUBLISHED.get(r['row'], '-')} | {r['cpu'].get('aedetect', 0):.0f} / {cpu_b:.0f} |")
+    return "\n".join(lines)
+
+
+def pixel_table(rows: list[dict[str, Any]]) -> str:
+    lines = [("| row | aedetect pixel AUROC | aedetect AUPRO | PCA pixel AUROC / AUPRO | mlp AE pixel AUROC / AUPRO | "
+              "scoring chosen (per seed) |"), "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["row"] not in SURFACES:
+            continue
+        ps = r["per_seed"]
+        cells = [f"{_pm(ps.get(m, {}).get('pixel_auroc', []))} / {_pm(ps.get(m, {}).get('aupro', []))}"
+                 for m in ("pca", "mlp_ae")]
+        ae = ps.get("aedetect", {})
+        lines.append(f"| {r['row']} | {_pm(ae.get('pixel_auroc', []))} | {_pm(ae.get('aupro', []))} | "
+                     f"{' | '.join(cells)} | {'; '.join(str(c) for c in r['chosen'])} |")
+    return "\n".join(lines)
+
+
+def class_table(results: Path, row: str) -> str:
+    """Per class of an object row: each method's image AUROC, mean over the seeds done, and
+    the scorings the selection chose."""
+    recs = [json.loads(f.read_text()) for f in sorted((results / row).glob("*.json"))]
+    if not recs:
+        return ""
+    lines = [f"| {row} class | seeds | " + " | ".join(METHODS) + " | scoring chosen (per seed) |",
+             "|" + "---|" * (len(METHODS) + 3)]
+    for case in sorted({r["case"] for r in recs}, key=int):
+        rs = sorted((r for r in recs if r["case"] == case), key=lambda r: r["seed"])
+        cells = [_pm([r["methods"][m]["image_auroc"] for r in rs if "image_auroc" in r["methods"].get(m, {})])
+                 for m in METHODS]
+        chosen = "; ".join(str(r["methods"].get("aedetect", {}).get("chosen")) for r in rs)
+        lines.append(f"| {case} | {len(rs)} | " + " | ".join(cells) + f" | {chosen} |")
+    return "\n".join(lines)
+
+
+START, END = "<!-- anomaly-suite:start -->", "<!-- anomaly-suite:end -->"
+
+
+def write_doc(results: Path, doc: Path, quick: bool, note: str) -> None:
+    rows = summarise(results, quick)
+    parts = [START, "", table(rows), "", pixel_table(rows)]
+    for row in OBJECTS:
+        if (results / row).is_dir():
+            parts += ["", class_table(results, row)]
+    block = "\n".join([*parts, "", note, "", END])
+    text = doc.read_text()
+    if START in text:
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--results", default="bench_results/anomaly_suite")
+    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
+    ap.add_argument("--mnist-train", type=int, default=1000, help="training images per MNIST digit (a seeded sample)")
+    ap.add_argument("--mnist-epochs", type=int, default=5)
+    ap.add_argument("--digits-epochs", type=int, default=30)
+    ap.add_argument("--surface-epochs", type=int, default=15)
+    ap.add_argument("--stride", type=int, default=16, help="stride of the surface training crops")
+    ap.add_argument("--max-crops", type=int, default=600, help="at most this many surface training crops (seeded)")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 classes per object row, 1 seed, 300 MNIST images, 2 / 10 / 5 epochs (mnist / digits / surfaces)")
+    ap.add_argument("--write-doc", action="store_true", help="only rebuild the table from the results")
+    ap.add_argument("--doc", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks-anomaly.md"))
+    ap.add_argument("--note", default="", help="text under the table (how and when it ran)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.mnist_train, args.mnist_epochs, args.digits_epochs, args.surface_epochs = \
+            args.seeds[:1], 300, 2, 10, 5
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if args.write_doc:
+        write_doc(Path(args.results), Path(args.doc), args.quick, args.note)
+        return 0
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
