@@ -120,11 +120,13 @@ def methods(sigma: float, models: list[str], bm3d_subset: int | None,
 
 
 def evaluate(folder: str, name: str, sigma: float, models: list[str], bm3d_subset: int | None,
-             ensembles: tuple[int, ...] = ()) -> None:
+             ensembles: tuple[int, ...] = (), only: tuple[str, ...] = ()) -> None:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     images = clean_images(folder)
     fns, notes = methods(sigma, models, bm3d_subset, ensembles)
+    if only:  # e.g. a timing run of two methods on a quiet machine
+        fns = {k: f for k, f in fns.items() if any(o in k for o in only)}
     path = OUT / f"eval_{name}_{sigma:g}.json"
     rows = json.loads(path.read_text())["rows"] if path.exists() else []  # resume a cut run
     for i, (img, clean) in enumerate(images):
@@ -207,6 +209,7 @@ def main() -> None:
     e.add_argument("--models", nargs="*", default=["pretrained:gray"], help="model files or pretrained:NAME")
     e.add_argument("--bm3d-subset", type=int, default=None, help="BM3D on the first N images only (0: none)")
     e.add_argument("--ensembles", type=int, nargs="*", default=[], help="also each model with --ensemble N")
+    e.add_argument("--only", nargs="*", default=[], help="run only the methods whose names contain one of these")
     g = sub.add_parser("sigma", help="error of the --sigma auto estimate")
     g.add_argument("--folder", required=True)
     g.add_argument("--sigmas", type=float, nargs="+", default=[5, 15, 25, 50, 75])
@@ -215,7 +218,8 @@ def main() -> None:
     if a.cmd == "sigma":
         sigma_error(a.folder, a.sigmas)
     elif a.cmd == "eval":
-        evaluate(a.folder, a.name or Path(a.folder).name, a.sigma, a.models, a.bm3d_subset, tuple(a.ensembles))
+        evaluate(a.folder, a.name or Path(a.folder).name, a.sigma, a.models, a.bm3d_subset, tuple(a.ensembles),
+                 tuple(a.only))
     else:
         report()
 

@@ -20,7 +20,7 @@ from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
 from aedetect.denoise.crops import CropPool, to_tensors
 from aedetect.errors import ConfigError, DataError
-from aedetect.denoise.noise import NoiseModel, NoiseRecipe, make_corruption, parse_recipe
+from aedetect.denoise.noise import NoiseModel, make_corruption, parse_recipe
 from aedetect.core.heads import BaseHead
 
 
