@@ -3,7 +3,11 @@
 Train400 is photographs of the world; scikit-image ships images of cells (``cell``), stained
 tissue (``immunohistochemistry``), a retina and the Hubble deep field, which look nothing like
 them. Each image is cut in two: the left 60 % of its columns is the fine-tuning data, the right
-40 % the evaluation data (same domain, pixels never trained on). Three models, the same noise
+40 % the evaluation data (same domain, pixels never trained on). The left parts go in as 96x96
+tiles, so that ``fit`` holds whole tiles out for validation and keeps the epoch that does best
+on them: with the four halves as four images, validation crops came from the training images,
+and the run that looked best there had memorised them (cell: 35.74 dB as shipped, 32.65 after
+30 epochs of such fine-tuning, sigma 50). Three models, the same noise
 (unclipped Gaussian, numpy seed = image index) and the same PSNR protocol as bench/denoise_bench.py:
 
 * ``pretrained:gray`` as shipped;
@@ -12,7 +16,7 @@ them. Each image is cut in two: the left 60 % of its columns is the fine-tuning 
 * from scratch: the same recipe and epochs (so the same crops and time) from random weights,
   lr 1e-3 (the recipe's own).
 
-    OMP_NUM_THREADS=1 python bench/denoise_finetune.py --epochs 12 --out bench/out/finetune
+    OMP_NUM_THREADS=1 python bench/denoise_finetune.py --epochs 8 --out bench/out/finetune
 """
 
 from __future__ import annotations
@@ -46,11 +50,17 @@ def domain_images() -> list[tuple[str, np.ndarray]]:
     return out
 
 
+TILE = 96
+
+
 def halves() -> tuple[list[np.ndarray], list[tuple[str, np.ndarray]]]:
+    """(fine-tuning tiles of the left parts, (name, right part in [0, 1]) per image)."""
     train, held = [], []
     for n, im in domain_images():
         cut = int(im.shape[1] * SPLIT)
-        train.append(im[:, :cut, None])
+        left = im[:, :cut]
+        train += [left[y:y + TILE, x:x + TILE, None] for y in range(0, left.shape[0] - TILE + 1, TILE)
+                  for x in range(0, left.shape[1] - TILE + 1, TILE)]
         held.append((n, im[:, cut:].astype(np.float32) / 255.0))
     return train, held
 
@@ -71,11 +81,13 @@ def evaluate(model: str | Path, held: list[tuple[str, np.ndarray]], sigma: float
 
 def train(train_imgs: list[np.ndarray], out: Path, epochs: int, init: str | None) -> tuple[Path, float, int]:
     from aedetect.core.fit import fit
+    from aedetect.core.config import load_recipe
     from aedetect.core.presets import build_config
 
     lr = {"lr": 2e-4} if init else {}
     cfg = build_config("denoise-unet", "recipes/pretrained-gray.toml",
-                       {"train": {"epochs": epochs, "grid_every": 0, **lr}, "denoise": {"crops_per_image": 64}})
+                       {"train": {"epochs": epochs, "grid_every": 0, "patience": 5, **lr},
+                        "denoise": {**load_recipe("recipes/pretrained-gray.toml")["denoise"], "crops_per_image": 8}})
     c0 = time.process_time()
     r = fit(train_imgs, cfg, out, init=init)
     return r.model_path, time.process_time() - c0, int(r.result.extra.get("images_seen") or 0)

@@ -171,3 +171,18 @@ def test_self_ensemble_turns_each_result_back() -> None:
     assert ensembled(torch.sin, 1)(x).equal(torch.sin(x))
     with pytest.raises(ConfigError, match="--ensemble: 3 is not 1, 2, 4 or 8"):
         check_ensemble(3)
+
+
+def test_init_keeps_the_init_models_noise_unless_the_user_gives_one(tmp_path) -> None:
+    """Without a noise recipe of the user's, fine-tuning trains on the noise the --init model
+    was trained on (here unclipped 0..50), not the preset's clipped 5..50."""
+    from aedetect.core.fit import fit
+
+    first = fit(_photos(), _small_fit_cfg(1), tmp_path / "a")
+    cfg = build_config("denoise-unet", None, {"train": {"epochs": 1, "grid_every": 0, "batch_size": 8}})
+    fit(_photos(), cfg, tmp_path / "b", init=first.model_path)
+    assert cfg.denoise["level"] == [0, 50]
+    mine = build_config("denoise-unet", None, {"train": {"epochs": 1, "grid_every": 0, "batch_size": 8},
+                                               "denoise": {"level": 25, "patch_size": 32}})
+    fit(_photos(), mine, tmp_path / "c", init=first.model_path)
+    assert mine.denoise["level"] == 25

@@ -97,6 +97,13 @@ def init_from(init: str | Path, cfg: Config) -> dict[str, Any]:
         raise ConfigError(f"--init {printable(str(init))}: a {mf.config.data.channels}-channel model; "
                           f"data.channels is {cfg.data.channels}")
     cfg.model = mf.config.model
+    from aedetect.core.presets import PRESETS
+
+    if cfg.task == "denoise" and cfg.denoise == PRESETS["denoise-unet"]["denoise"]:
+        # No noise recipe of the user's (the preset's own table): keep the noise the model was
+        # trained on (pretrained:gray: unclipped sigma 0..75), not the preset's clipped 5..50.
+        cfg.denoise = dict(mf.config.denoise)
+        log.info("noise recipe from %s: %s", printable(str(init)), cfg.denoise)
     cfg.validate()
     log.info("starting from the weights of %s (%s)", printable(str(init)), cfg.model.arch)
     return {k: v.detach().clone() for k, v in mf.model.state_dict().items()}
