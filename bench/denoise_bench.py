@@ -25,6 +25,7 @@ bm3d is free for non-commercial use only, so it is never a runtime dependency.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import os
@@ -113,7 +114,8 @@ def methods(sigma: float, models: list[str], bm3d_subset: int | None,
         if den.takes_sigma:
             fns[f"{label} (--sigma auto)"] = lambda y, i, d=den: run(y, i, d, "auto")
         for n in ensembles:  # the geometric self-ensemble (aedetect.denoise.ensemble), true sigma
-            more = Denoiser.load(spec, device="cpu", max_tile_pixels=4096 * 4096, ensemble=n)
+            more = copy.copy(den)  # the same loaded weights, averaged over n flips/turns
+            more.ensemble = n
             fns[f"{label} (x{n} ensemble{', true sigma' if more.takes_sigma else ''})"] = (
                 lambda y, i, d=more: run(y, i, d))
     return fns, notes

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -151,7 +150,6 @@ def main() -> None:
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "curve"}), flush=True)
     best = max(results, key=lambda k: results[k]["final_val_psnr"]) if results else None
     print("chosen by validation PSNR:", best, "" if best is None else f"{results[best]['final_val_psnr']:.2f} dB")
-    _ = math
 
 
 if __name__ == "__main__":
