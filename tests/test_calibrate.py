@@ -116,3 +116,27 @@ def test_f1_rule_needs_both_classes_and_labels(model_file: Path, mvtec: Path, tm
     r = runner.invoke(app, ["calibrate", str(model_file), str(mvtec), "--rule", "auc", "--out", str(out)])
     assert r.exit_code == 64 and "--rule" in r.output
     assert not out.exists()
+
+
+def test_fpr_rule_on_a_plain_folder_of_good_images(model_file: Path, mvtec: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``aedetect calibrate MODEL GOOD_DIR --rule fpr``: a folder without labels is all normal
+    (what `fit` tells a user to run when its calibration images overlapped the training ones);
+    and a relative --normal-dir is taken below DATA even where the working folder has one of
+    that name."""
+    good = mvtec / "test" / "good"
+    n = len(list(good.glob("*.png")))
+    out = tmp_path / "plain.safetensors"
+    r = runner.invoke(app, ["calibrate", str(model_file), str(good), "--rule", "fpr", "--target-fpr", "0.05",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    cal = read_metadata(out)["calibration"]
+    assert cal["validation_normal"] == n and cal["validation_anomalous"] == 0 and cal["calib_images"] == n
+    decoy = tmp_path / "cwd" / "good"
+    for i in range(3):
+        save_png(decoy / f"{i}.png", np.full((8, 8), 40 * i, np.uint8))
+    monkeypatch.chdir(tmp_path / "cwd")
+    out2 = tmp_path / "below.safetensors"
+    r = runner.invoke(app, ["calibrate", str(model_file), str(mvtec / "test"), "--normal-dir", "good", "--rule", "fpr",
+                            "--target-fpr", "0.05", "--out", str(out2)])
+    assert r.exit_code == 0, r.output
+    assert read_metadata(out2)["calibration"]["validation_normal"] == n

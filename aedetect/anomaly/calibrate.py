@@ -98,6 +98,10 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     normal = scores[labels == 0]
+    # The fit-time finding that the calibration images overlapped the training ones is about
+    # the threshold this replaces; the new one's interval counts DATA's normal images.
+    calibration = {k: v for k, v in calibration.items() if k != "overlap_with_training"}
+    calibration["calib_images"] = int(normal.size)
     if rule == "f1":
         if not both_classes(labels):
             raise DataError(f"--rule f1 needs normal and anomalous images in DATA (got {int((labels == 0).sum())} "
@@ -141,10 +145,15 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
     images = data if isinstance(data, ImageSet) else load_scoring_data(
         str(data), det.config_.data, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
         normal_class=normal_class, data_root=data_root)
-    if images.labels is None:
+    if images.labels is None and rule == "fpr":  # a plain folder of good images: all normal
+        log.info("%s: no labels; its %d images are taken as normal for --rule fpr", printable(str(data)), len(images))
+        labels = np.zeros(len(images), dtype=np.int64)
+    elif images.labels is None:
         raise DataError(f"{data}: no labels; give an MVTec AD folder (test/good + test/<kind>), "
-                        "--normal-dir/--abnormal-dir, or a dataset name with --normal-class")
-    labels = images.labels.numpy()
+                        "--normal-dir/--abnormal-dir, or a dataset name with --normal-class "
+                        "(or, with normal images only, --rule fpr)")
+    else:
+        labels = images.labels.numpy()
     with progress_bar("scoring", total=len(images), hide_below=500) as bar:
         res = det.score(images, keep_images=False, batch_size=batch_size, on_batch=bar.advance)
     old = det.calibration_

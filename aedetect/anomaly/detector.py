@@ -125,14 +125,17 @@ class AnomalyDetector:
         AnomalySettings.from_config(cfg)
         return cfg.validate()
 
-    def fit(self, images: Any, validation: Any = None) -> "AnomalyDetector":
-        """Train on normal ``images`` and calibrate on a held-out part of them.
+    def fit(self, images: Any, validation: Any = None, calibration: Any = None) -> "AnomalyDetector":
+        """Train on normal ``images`` and calibrate on a held-out part of them, or on
+        ``calibration`` (separate normal images, the same kinds as ``images``), which all of
+        ``images`` then trains on: the honest split when ``images`` are overlapping crops of one
+        picture (a random part of them shares its pixels with the rest).
 
         With a labelled ``validation`` ImageSet (labels 0/1), the threshold is the F1-optimal one
         on it instead of the target-FPR one.
         """
         from aedetect.anomaly.head import AnomalyHead
-        from aedetect.core.fit import fit_or_restart, prepare_data
+        from aedetect.core.fit import calibration_data, fit_or_restart, prepare_data
         from aedetect.core.train import Trainer, initial_model
 
         cfg = self._config()
@@ -140,7 +143,10 @@ class AnomalyDetector:
         # The same three-way split as `aedetect fit`; no run folder unless ``out`` is given.
         train, val = data.split(cfg.train.val_fraction, cfg.train.seed)
         head = AnomalyHead()
-        train, calib = head.calibration_split(train, val, cfg)
+        if calibration is None:
+            train, calib = head.calibration_split(train, val, cfg)
+        else:
+            calib = calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
         def new_trainer(output_mean: float | None = None) -> Trainer:
             model = initial_model(cfg)
             if output_mean is not None:

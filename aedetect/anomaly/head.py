@@ -77,6 +77,7 @@ class AnomalyHead(BaseHead):
 
         s = AnomalySettings.from_config(cfg)
         selection = None
+        overlap = check_overlap(holdout, train)
 
         if wants_selection(cfg, s):
             if len(holdout) < MIN_SELECT_IMAGES:
@@ -119,6 +120,27 @@ class AnomalyHead(BaseHead):
             cal["feature_bank"] = encode_bank(bank.cpu())
         if selection is not None:
             cal["selection"] = selection
+        if overlap is not None:
+            cal["overlap_with_training"] = overlap
         log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "
                  "pixel threshold %.6g", len(holdout), cal["threshold"], s.target_fpr, cal["pixel_threshold"])
         return cal
+
+
+def check_overlap(holdout: ImageSet, train: ImageSet | None) -> dict[str, Any] | None:
+    """The calibration images' overlap with the training images (aedetect.anomaly.overlap),
+    warned about in one line when it makes the threshold and the selection optimistic."""
+    from aedetect.anomaly.overlap import calibration_overlap
+
+    if train is None or holdout is train or holdout.images.shape[1:] != train.images.shape[1:]:
+        return None
+    found = calibration_overlap(holdout.images.numpy(), train.images.numpy())
+    if found is None:
+        return None
+    if found.worrying:
+        log.warning("calibration: %d of %d held-out normal images share most of their pixels with training "
+                    "images (overlapping crops of one picture?), so the scoring chosen and the threshold set on "
+                    "them are optimistic and new normal images will be flagged far above the target rate; give "
+                    "separate normal images (fit --calibration DIR, or aedetect calibrate MODEL DIR --rule fpr --out NEW)",
+                    found.images, found.of)
+    return found.record()

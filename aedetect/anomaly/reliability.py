@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# aedetect.anomaly.overlap warns (and the line below says so) when at least this share of the
+# calibration images share most of their pixels with training images.
+OVERLAP_WARN = 0.2
+
 
 def fpr_interval(n: int, above: int, confidence: float = 0.9) -> tuple[float, float]:
     """Where the false-positive rate on *new* normal images lies, with ``confidence``, for a
@@ -30,5 +34,10 @@ def reliability_line(calibration: dict[str, Any]) -> str | None:
     if not iv:
         return None
     n = calibration.get("calib_images", "?")
-    return (f"false-positive rate on new normal images: {100 * iv[0]:.2g}-{100 * iv[1]:.2g} % (90 % interval "
+    line = (f"false-positive rate on new normal images: {100 * iv[0]:.2g}-{100 * iv[1]:.2g} % (90 % interval "
             f"from {n} calibration images; target {100 * calibration.get('target_fpr', 0):.2g} %)")
+    ov = calibration.get("overlap_with_training") or {}
+    if ov.get("of") and ov["images"] / ov["of"] >= OVERLAP_WARN:
+        line += (f", but {ov['images']} of {ov['of']} calibration images share most of their pixels with training "
+                 "images, so expect far more: recalibrate on separate images (aedetect calibrate MODEL DIR --rule fpr --out NEW)")
+    return line

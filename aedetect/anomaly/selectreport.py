@@ -17,7 +17,11 @@ def selection_line(calibration: dict[str, Any]) -> str | None:
     vs = f"given settings {rec.get('given')}: {given:.4f}" if isinstance(given, (int, float)) else "given settings not a candidate"
     skipped = f", {rec['candidates_skipped']} skipped at the {rec.get('budget_s'):g} s budget" \
         if rec.get("candidates_skipped") else ""
-    return (f"scoring chosen without labels: {rec['chosen']} (validation AUROC {rec['chosen_auroc']:.4f} on "
+    pixel = rec.get("chosen_pixel_auroc")
+    what = (f"validation AUROC {rec['chosen_auroc']:.4f}" if pixel is None else
+            f"validation objective {rec['chosen_auroc']:.4f}: image AUROC {rec['chosen_image_auroc']:.4f}, "
+            f"pixel AUROC {pixel:.4f}")
+    return (f"scoring chosen without labels: {rec['chosen']} ({what} on "
             f"{rec['normal_images']} held-out normal images vs synthetic anomalies of {len(rec['families'])} "
             f"families; {vs}; {rec['candidates_scored']} candidates in {rec['seconds']:g} s{skipped})")
 

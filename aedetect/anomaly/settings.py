@@ -64,6 +64,12 @@ select_images       at most this many held-out normal images it uses, fewer for 
                     images (256).
 select_families     the synthetic anomaly families it scores against (all twelve, local
                     and global; see aedetect.anomaly.synthetic).
+select_objective    what the selection maximises: ``image`` (the image AUROC averaged
+                    over the families), ``image+pixel`` (half that, half the pixel AUROC of
+                    the candidate's map on the local families' masks) or ``auto`` (default):
+                    ``image`` for aligned objects (the mean image explains at least a tenth of
+                    the pixel variance: digits 0.44-0.82), ``image+pixel`` for surfaces
+                    (textures, micrographs: 0.001-0.016).
 ==================  ========================================================================
 """
 
@@ -82,6 +88,7 @@ LATENT_SOURCES = ("code", "features")
 LATENT_METRICS = ("euclidean", "cosine")
 LATENT_BANKS = ("calib", "train")
 SELECTS = ("auto", "on", "none")
+OBJECTIVES = ("auto", "image", "image+pixel")
 # The keys label-free selection chooses; a config that sets any of them pins the scoring, and
 # ``select = auto`` then keeps it (the recipes measured on a benchmark stay as they are).
 SCORING_KEYS = frozenset({"map", "mix", "ssim_window", "smooth_sigma", "score", "topk_percent", "latent",
@@ -125,6 +132,7 @@ class AnomalySettings:
     select_budget: float = 60.0
     select_images: int = 256
     select_families: list[str] = field(default_factory=lambda: list(FAMILY_NAMES))
+    select_objective: str = "auto"
 
     @classmethod
     def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
@@ -156,6 +164,7 @@ class AnomalySettings:
         choice("latent_metric", LATENT_METRICS)
         choice("latent_bank", LATENT_BANKS)
         choice("select", SELECTS)
+        choice("select_objective", OBJECTIVES)
         if not isinstance(self.select_families, list) or not self.select_families \
                 or any(f not in FAMILY_NAMES for f in self.select_families):
             raise ConfigError(f"anomaly.select_families: expected a list of some of {', '.join(FAMILY_NAMES)}, "

@@ -43,6 +43,7 @@ def fit(
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set model.widths=[16,32] (repeatable).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
+    calibration: Annotated[Optional[str], typer.Option(help="Anomaly: a folder of separate normal images to choose the scoring and set the threshold on (default: 15 % of DATA). Use it when DATA is overlapping crops of one picture.")] = None,
     init: Annotated[Optional[str], typer.Option(help="Start from this model file's weights and architecture (fine-tuning), e.g. pretrained:gray.")] = None,
     tensorboard: Annotated[bool, typer.Option(help="Log losses, reconstructions and latent codes for TensorBoard under --tensorboard-dir/<model>/<run-name>/.")] = False,
     tensorboard_dir: Annotated[Path, typer.Option(help="Root folder of TensorBoard runs (view with: tensorboard --logdir DIR).")] = Path("runs"),
@@ -81,6 +82,7 @@ def fit(
     if init is not None and resume is not None:
         raise ConfigError("--init: a resumed run continues from its checkpoint; give --init or --resume, not both")
     output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume, init=init,
+                     calibration=calibration,
                      tensorboard=tensorboard_dir if tensorboard else None, run_name=run_name,
                      model_name=preset or (recipe.stem if recipe else None))
     if is_secondary_rank():

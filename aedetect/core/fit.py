@@ -60,10 +60,33 @@ def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
     return images
 
 
+def source_name(data: str | ImageSet) -> str:
+    """What the model file says the images were: the folder or dataset name, or 'ImageSet'."""
+    return printable(data) if isinstance(data, str) else "ImageSet"
+
+
+def calibration_data(head: Any, calibration: str | ImageSet, cfg: Config, data_root: str | None,
+                     like: ImageSet) -> ImageSet:
+    """The separate calibration images of ``fit(calibration=...)``, brought to the training
+    images' size and channels as scoring would bring them (``like``: the training images)."""
+    images = head.training_data(calibration, cfg, data_root=data_root)
+    name = source_name(calibration)
+    if len(images) < 2:
+        raise DataError(f"--calibration {name}: needs at least 2 usable images (got {len(images)})")
+    got, want = tuple(images.images.shape[1:]), tuple(like.images.shape[1:])
+    if got != want:
+        raise DataError(f"--calibration {name}: images are {got} (channels, height, width), the training images {want}")
+    if images.max_value != like.max_value:
+        raise DataError(f"--calibration {name}: {images.max_value:g} is its images' full scale, "
+                        f"the training images' is {like.max_value:g} (8-bit against 16-bit)")
+    return images
+
+
 def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, normal_class: int | None = None,
         data_root: str | None = None, resume: str | Path | None = None,
         tensorboard: str | Path | None = None, run_name: str | None = None,
-        model_name: str | None = None, init: str | Path | None = None) -> FitOutput:
+        model_name: str | None = None, init: str | Path | None = None,
+        calibration: str | ImageSet | None = None) -> FitOutput:
     """Train ``cfg.task`` on ``data`` (a folder, a dataset name or an ImageSet) and write the run.
 
     Writes RUN_DIR/model.safetensors (best epoch), last.safetensors, checkpoint.safetensors
@@ -71,7 +94,12 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
     metrics.json (final validation/test MSE). ``tensorboard``: a root folder; events then go
     to ROOT/<model_name>/<run_name>/ (see aedetect.core.tensorboard). ``init``: a model file
     (or ``pretrained:NAME``) whose architecture and weights training starts from.
+    ``calibration``: separate normal images (a folder or an ImageSet) the anomaly head chooses
+    its scoring and sets its thresholds on, instead of a part of ``data``: the honest choice
+    when ``data`` is overlapping crops of one picture (see aedetect.anomaly.overlap).
     """
+    if calibration is not None and cfg.task != "anomaly":
+        raise ConfigError(f"--calibration: only the anomaly task calibrates (this run's task is {cfg.task!r})")
     check_device(cfg.train.device)  # a device this machine lacks, before decoding
     # Under torchrun every rank runs this; rank 0 alone writes (aedetect.core.distributed).
     # A write error that names no file (a full disk) names the run folder.
@@ -82,7 +110,7 @@ def fit(data: str | ImageSet, cfg: Config, out: str | Path | None = None, *, nor
         start = None if init is None else init_from(init, cfg)
         return _fit(data, cfg, out, dist, normal_class=normal_class, data_root=data_root, resume=resume,
                     tensorboard=tensorboard, run_name=run_name, model_name=model_name, init=start,
-                    init_name=None if init is None else printable(str(init)))
+                    init_name=None if init is None else printable(str(init)), calibration=calibration)
 
 
 def init_from(init: str | Path, cfg: Config) -> dict[str, Any]:
@@ -160,13 +188,17 @@ def _check_launch(dist: distributed.Dist, train: ImageSet, cfg: Config) -> None:
 def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distributed.Dist, *,
          normal_class: int | None, data_root: str | None, resume: str | Path | None,
          tensorboard: str | Path | None, run_name: str | None, model_name: str | None,
-         init: dict[str, Any] | None = None, init_name: str | None = None) -> FitOutput:
+         init: dict[str, Any] | None = None, init_name: str | None = None,
+         calibration: str | ImageSet | None = None) -> FitOutput:
     head = get_head(cfg.task)
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
+    given_calib = None if calibration is None else calibration_data(head, calibration, cfg, data_root, images)
     run_dir = Path(resume) if resume is not None else on_main(dist, lambda: new_run_dir(out))
     train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
-    # A head may hold out its own calibration images (unseen by training and early stopping).
-    train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
+    if given_calib is None:  # a head may hold out its own calibration images (unseen by training and early stopping)
+        train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
+    else:
+        calib_set = given_calib
     corrupt = head.corruption(cfg)
     _check_launch(dist, train_set, cfg)
     tb = None
@@ -203,21 +235,23 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     result.extra.update(init_val_loss=init_val, init=init_name)
     try:
         return _finish(head, result, trainer, images, train_set, val_set, calib_set, cfg, data, run_dir,
-                       normal_class=normal_class, data_root=data_root)
+                       normal_class=normal_class, data_root=data_root,
+                       calibration_source=None if calibration is None else source_name(calibration))
     finally:
         dist.barrier()
 
 
 def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, train_set: ImageSet,
             val_set: ImageSet, calib_set: ImageSet, cfg: Config, data: str | ImageSet, run_dir: Path, *,
-            normal_class: int | None, data_root: str | None) -> FitOutput:
+            normal_class: int | None, data_root: str | None, calibration_source: str | None = None) -> FitOutput:
     """Calibrate the head and write the model files, summary and metrics (rank 0)."""
     calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
-    source = printable(data) if isinstance(data, str) else "ImageSet"
+    source = source_name(data)
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,
         "images": len(images), "train_images": len(train_set), "val_images": len(val_set),
         "calib_images": len(calib_set) if calib_set is not val_set else 0,
+        **({"calibration_data": calibration_source} if calibration_source else {}),
         "skipped_files": len(images.skipped), "images_seen": result.extra.get("images_seen"),
         # training CPU time of the whole run (all threads, every resume): the cost on a shared machine
         "cpu_seconds": round(sum(r.get("cpu_seconds", 0.0) for r in result.history), 1),

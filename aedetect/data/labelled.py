@@ -136,8 +136,8 @@ def _resolve(data: str, cfg: DataConfig, *, normal_dir: str | None, abnormal_dir
         def under(d: str | None) -> Path | None:
             if d is None:
                 return None
-            p = Path(d)
-            return p if p.is_absolute() or p.exists() else root / p
+            p = Path(d)  # below DATA first, as documented; else as given (from the working folder)
+            return p if p.is_absolute() or (not (root / p).exists() and p.exists()) else root / p
 
         return _Files(folder_entries(under(normal_dir), under(abnormal_dir), under(mask_dir)), str(root), True)
     if root.exists():

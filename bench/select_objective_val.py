@@ -1,0 +1,101 @@
+"""Which selection objective, checked on validation data (issue 12).
+
+Objects: one-class MNIST's *training* split only (the test split is not read): for digit k, a
+seeded sample of --train training images of k trains the detector; the validation set is --val
+other training images of k (normal) and --val training images of the other nine digits
+(anomalous). Surfaces (--textures): the suite's training crops (top half) and calibration
+crops (next quarter); the validation set is crops of that calibration band, half with one
+defect of aedetect.anomaly.defects (seed 200; the suite tests on the bottom quarter, seeds
+100-102), so image and pixel AUROC are measured without the test band. Each detector is
+fitted twice, with ``anomaly.select_objective`` = ``image`` and ``image+pixel`` (same seed,
+same images), and each is scored on the validation set.
+
+    OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_objective_val.py --digits 3 4 6
+    OMP_NUM_THREADS=1 python bench/select_objective_val.py --digits --textures brick grass gravel cell immunohistochemistry moon
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from aedetect import AnomalyDetector
+from aedetect.anomaly.defects import defect_test_set
+from aedetect.anomaly.metrics import image_auroc, pixel_metrics
+from aedetect.data.imageset import ImageSet
+from aedetect.data.sources import texture_crops
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _mnist_val import OBJECT_MODEL, mnist_training_split, validation_case
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--digits", nargs="*", type=int, default=[3, 4, 6])
+    ap.add_argument("--textures", nargs="*", default=[], help="surface rows of the suite to check too")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", type=int, default=1000)
+    ap.add_argument("--val", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    everything = mnist_training_split(args.data_root) if args.digits else None
+    rows: list[dict[str, Any]] = []
+    for k in args.digits:
+        train, normals, anomalies = validation_case(everything, k, args.seed, args.train, args.val)  # type: ignore[arg-type]
+        val = ImageSet(images=torch.cat([normals.images, anomalies.images]))
+        labels = np.r_[np.zeros(len(normals)), np.ones(len(anomalies))]
+        row = {"digit": k, "seed": args.seed}
+        for objective in ("image", "image+pixel"):
+            det = AnomalyDetector(preset="small", epochs=args.epochs, seed=args.seed, size=(28, 28),
+                                  anomaly={"select_objective": objective}, overrides=OBJECT_MODEL).fit(train)
+            row[objective] = {"val_auroc": image_auroc(labels, det.anomaly_score(val)),
+                              "chosen": det.calibration_["selection"]["chosen"]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for t in args.textures:
+        rows.append(surface_row(t, args.seed))
+        print(json.dumps(rows[-1]), flush=True)
+    for objective in ("image", "image+pixel"):
+        for kind, rs in (("objects", [r for r in rows if "digit" in r]), ("surfaces", [r for r in rows if "texture" in r])):
+            if rs:
+                means = {m: round(100 * float(np.mean([r[objective][m] for r in rs])), 2)
+                         for m in rs[0][objective] if m != "chosen"}
+                print(objective, kind, "mean validation", means)
+    return 0
+
+
+def surface_row(texture: str, seed: int) -> dict[str, Any]:
+    """One surface: the suite's model, training and calibration crops, fitted with each objective,
+    scored on defects in the calibration band (not the test band)."""
+    from anomaly_suite import CALIB_BAND, SURFACE_MODEL, SURFACE_SELECT, TRAIN_BAND
+
+    crops = texture_crops(texture, 64, 16, rows=TRAIN_BAND)
+    if len(crops) > 600:
+        crops = crops[torch.randperm(len(crops), generator=torch.Generator().manual_seed(seed))[:600]]
+    calib = ImageSet(images=texture_crops(texture, 64, 16, rows=CALIB_BAND))
+    val = defect_test_set(texture, 64, 16, rows=CALIB_BAND, seed=200)
+    row: dict[str, Any] = {"texture": texture, "seed": seed}
+    for objective in ("image", "image+pixel"):
+        det = AnomalyDetector(preset="small", epochs=15, seed=seed, size=(64, 64),
+                              anomaly={"select_families": SURFACE_SELECT, "select_objective": objective},
+                              overrides={**SURFACE_MODEL, "train": {"batch_size": 32, "lr": 2e-3, "patience": 100,
+                                                                    "grid_every": 0}})
+        det.fit(ImageSet(images=crops), calibration=calib)
+        res = det.score(val, keep_images=False, batch_size=256)
+        px = pixel_metrics(val.masks[:, 0].numpy(), np.asarray(res.maps))  # type: ignore[union-attr]
+        row[objective] = {"val_auroc": image_auroc(val.labels.numpy(), res.scores),  # type: ignore[union-attr]
+                          "pixel_auroc": px["pixel_auroc"], "aupro": px["aupro"],
+                          "chosen": det.calibration_["selection"]["chosen"]}
+    return row
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""How well does each label-free selection rule pick, judged on real validation anomalies?
+(issue 12; MNIST's *training* split only, the test split is not read.)
+
+For digit k: a seeded sample of --train training images of k trains one detector (the suite's
+object model). Held-out training images of k (normal) and of the other nine digits
+(anomalous) form a labelled validation set. Every candidate of aedetect.anomaly.select is
+scored twice on the same model: by the synthetic objective (the held-out normals against
+synthetic anomalies made from them, exactly as ``fit`` does) and by its AUROC on the real
+validation anomalies (the same candidate machinery, with the real anomalies in place of a
+synthetic family). Each rule picks a candidate from the synthetic scores alone; the table
+gives the real validation AUROC of what it picked, so a rule can be chosen here, on
+validation data, before the suite's test split is scored.
+
+    OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_rule_val.py --digits 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import aedetect.anomaly.select as sel
+from aedetect import AnomalyDetector
+from aedetect.anomaly.settings import AnomalySettings
+from aedetect.data.imageset import ImageSet
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _mnist_val import OBJECT_MODEL, mnist_training_split, validation_case
+
+Rule = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def _best(cands: list[dict[str, Any]], key: str = "auroc") -> dict[str, Any]:
+    return max(cands, key=lambda c: c[key])
+
+
+RULES: dict[str, Rule] = {
+    "image objective (all candidates)": lambda c: _best(c, "image_auroc"),
+    "image+pixel objective": lambda c: _best(c, "objective_ip"),
+    "image objective, latent kNN candidates only": lambda c: _best([x for x in c if "kNN" in x["name"]], "image_auroc"),
+    "image objective, reconstruction + latent only": lambda c: _best(
+        [x for x in c if "kNN" in x["name"] and "alone" not in x["name"]], "image_auroc"),
+    "image objective, global families only": lambda c: _best(c, "global_auroc"),
+    "image objective, worst family": lambda c: _best(c, "worst_family"),
+}
+
+
+def candidates(det: AnomalyDetector, normals: ImageSet, train: ImageSet,
+               s: AnomalySettings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The selection's candidates with their objectives and, recorded on the way (the record
+    keeps them for the chosen one only), each candidate's AUROC per family."""
+    per_family: list[dict[str, float]] = []
+    split = sel.Validation.split
+
+    def recording(self: sel.Validation, scores: np.ndarray) -> dict[str, float]:
+        per_family.append(split(self, scores))
+        return per_family[-1]
+
+    sel.Validation.split = recording  # type: ignore[method-assign]
+    try:
+        _, rec = sel.select_settings(det.model_, normals, train, det.config_, s, torch.device("cpu"))
+    finally:
+        sel.Validation.split = split  # type: ignore[method-assign]
+    cands = rec["candidates"]
+    assert len(cands) == len(per_family)
+    for c, pf in zip(cands, per_family):
+        c["per_family"] = pf
+    return cands, rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--digits", nargs="+", type=int, default=list(range(10)))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", type=int, default=1000)
+    ap.add_argument("--val", type=int, default=256, help="validation normals, and as many anomalies")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    everything = mnist_training_split(args.data_root)
+    out = []
+    for k in args.digits:
+        train, normals, anomalies = validation_case(everything, k, args.seed, args.train, args.val)
+        real = anomalies.images.numpy().astype(np.float32) / 255.0
+        det = AnomalyDetector(preset="small", epochs=args.epochs, seed=args.seed, size=(28, 28),
+                              anomaly={"select": "none"}, overrides=OBJECT_MODEL).fit(train)
+        base = replace(sel.AnomalySettings.from_config(det.config_), select="on", select_images=args.val,
+                       select_budget=1e6, select_objective="image+pixel")
+        synth, rec = candidates(det, normals, train, base)
+        original = sel.make_anomalies
+        sel.make_anomalies = lambda images, family, seed: (real[:len(images)], np.zeros(images.shape[:1] + images.shape[2:], bool))  # type: ignore[assignment]
+        try:
+            truth, _ = candidates(det, normals, train, replace(base, select_families=["mix"], select_objective="image"))
+        finally:
+            sel.make_anomalies = original
+        real_auroc = {c["name"]: c["image_auroc"] for c in truth}
+        glob = [f for f in rec["families"] if f not in rec["objective"].split(" on ", 1)[-1].split(", ")]
+        cands = [{"name": c["name"], "image_auroc": c["image_auroc"], "objective_ip": c["auroc"],
+                  "global_auroc": float(np.mean([c["per_family"][f] for f in glob])),
+                  "worst_family": min(c["per_family"].values())} for c in synth]
+        row: dict[str, Any] = {"digit": k, "best_possible": max(real_auroc.values()),
+                               "given_default": real_auroc.get(rec["given"]), "global_families": glob}
+        for name, rule in RULES.items():
+            pick = rule(cands)
+            row[name] = {"pick": pick["name"], "real_val_auroc": real_auroc[pick["name"]]}
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    print("\n| rule | mean real validation AUROC over digits " + " ".join(str(d) for d in args.digits) + " |\n|---|---|")
+    for name in ["best_possible", "given_default", *RULES]:
+        vals = [r[name] if not isinstance(r[name], dict) else r[name]["real_val_auroc"] for r in out]
+        print(f"| {name} | {100 * float(np.mean(vals)):.2f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
