@@ -139,6 +139,10 @@ def test_alignment_tells_objects_from_surfaces() -> None:
         crops = texture_crops(name, 64, 16, rows=(0.0, 0.5)).numpy() / 255.0
         assert alignment(crops) < 0.02 and objective_of(auto, alignment(crops)) == "image+pixel"
     assert objective_of(AnomalySettings(select_objective="image"), 0.0) == "image"
+    # a colour surface: a cast that differs by channel but not by place is not alignment
+    grass = texture_crops("grass", 64, 16, rows=(0.0, 0.5)).numpy() / 255.0
+    tinted = np.concatenate([grass * 0.9 + 0.1, grass * 0.5, grass * 0.2], axis=1)
+    assert alignment(tinted) == pytest.approx(alignment(grass), rel=1e-6)
     assert alignment(np.zeros((3, 1, 8, 8))) == 0.0
 
 

@@ -75,12 +75,14 @@ ALIGNED = 0.1
 
 
 def alignment(images: np.ndarray) -> float:
-    """The share of the pixel variance the position explains: var(mean image) / mean per-image
-    variance, near 0 for a stationary surface (every place looks alike on average), large for
-    aligned objects (a digit's strokes sit where the mean image is bright)."""
+    """The share of the pixel variance the position explains: the spatial variance of the mean
+    image over the mean spatial variance of one image, channel by channel (so a colour cast,
+    the same everywhere, counts for nothing); near 0 for a stationary surface (every place looks
+    alike on average), large for aligned objects (a digit's strokes sit where the mean image is
+    bright)."""
     x = images.astype(np.float64)
-    per_image = float(x.var(axis=(1, 2, 3)).mean())
-    return float(x.mean(0).var() / per_image) if per_image > 0 else 0.0
+    per_image = float(x.var(axis=(2, 3)).mean())
+    return float(x.mean(0).var(axis=(1, 2)).mean() / per_image) if per_image > 0 else 0.0
 
 
 def objective_of(s: AnomalySettings, share: float) -> str:
