@@ -13,10 +13,6 @@ from aedetect.core.config import DataConfig
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_torchvision
 
-# The suite's object model (bench/anomaly_suite.py OBJECT_MODEL) with its training settings.
-OBJECT_MODEL = {"model": {"widths": [32, 64], "bottleneck": "dense", "latent_dim": 32, "norm": "batch"},
-                "train": {"batch_size": 64, "lr": 2e-3, "patience": 100, "grid_every": 0}}
-
 
 def mnist_training_split(data_root: str | None) -> ImageSet:
     """Every MNIST training image, with its digit in ``classes``."""

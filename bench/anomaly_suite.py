@@ -100,15 +100,21 @@ def epochs_of(row: str, args: argparse.Namespace) -> int:
     return args.surface_epochs if row in SURFACES else args.digits_epochs if row == "digits" else args.mnist_epochs
 
 
+def detector(row: str, seed: int, epochs: int, size: tuple[int, int],
+             anomaly: dict[str, Any] | None = None) -> AnomalyDetector:
+    """aedetect as the suite fits it on a row (the model of its kind of data, the surfaces'
+    selection families); ``anomaly``: more ``Config.anomaly`` keys (the validation benches')."""
+    surface = row in SURFACES
+    return AnomalyDetector(preset="small", epochs=epochs, seed=seed, size=size,
+                           anomaly={**({"select_families": SURFACE_SELECT} if surface else {}), **(anomaly or {})},
+                           overrides={**(SURFACE_MODEL if surface else OBJECT_MODEL),
+                                      "train": {"batch_size": 32 if surface else 64, "lr": 2e-3, "patience": 100,
+                                                "grid_every": 0}})
+
+
 def fit_aedetect(row: str, train: ImageSet, calib: ImageSet | None, test: ImageSet, seed: int,
                  args: argparse.Namespace) -> dict[str, Any]:
-    surface = row in SURFACES
-    model = SURFACE_MODEL if surface else OBJECT_MODEL
-    epochs = epochs_of(row, args)
-    anomaly = {"select_families": SURFACE_SELECT} if surface else {}
-    det = AnomalyDetector(preset="small", epochs=epochs, seed=seed, anomaly=anomaly, size=tuple(test.images.shape[2:]),
-                          overrides={**model, "train": {"batch_size": 32 if surface else 64, "lr": 2e-3,
-                                                        "patience": 100, "grid_every": 0}})
+    det = detector(row, seed, epochs_of(row, args), tuple(test.images.shape[2:]))  # type: ignore[arg-type]
     det.fit(train, calibration=calib)
     res = det.score(test, keep_images=False, batch_size=256)
     cal = det.calibration_

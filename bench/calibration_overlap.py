@@ -21,17 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 
-from aedetect import AnomalyDetector
 from aedetect.anomaly.head import AnomalyHead
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
 from aedetect.errors import TrainingError
 
-MODEL = {"model": {"latent_channels": 4}, "train": {"batch_size": 32, "lr": 2e-3, "patience": 100}}
+sys.path.insert(0, os.path.dirname(__file__))
+from anomaly_suite import detector  # the suite's surface model and training settings
 
 
 def run(texture: str, seed: int, epochs: int, scoring: dict[str, object]) -> dict[str, object]:
@@ -41,8 +42,7 @@ def run(texture: str, seed: int, epochs: int, scoring: dict[str, object]) -> dic
     train, held = ImageSet(images=crops[perm[n_cal:]]), ImageSet(images=crops[perm[:n_cal]])
     band = ImageSet(images=texture_crops(texture, 64, 16, rows=(0.5, 0.75)))
     test = ImageSet(images=texture_crops(texture, 64, 16, rows=(0.75, 1.0)))
-    det = AnomalyDetector(preset="small", epochs=epochs, seed=seed, anomaly={"select": "none", **scoring},
-                          size=(64, 64), overrides=MODEL).fit(train, calibration=band)
+    det = detector(texture, seed, epochs, (64, 64), {"select": "none", **scoring}).fit(train, calibration=band)
     out: dict[str, object] = {"texture": texture, "seed": seed, "train": len(train), "test_normals": len(test)}
     scores = det.anomaly_score(test)
     for name, cal_set in (("band", band), ("random", held)):

@@ -25,14 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from aedetect import AnomalyDetector
 from aedetect.anomaly.defects import defect_test_set
 from aedetect.anomaly.metrics import image_auroc, pixel_metrics
 from aedetect.data.imageset import ImageSet
-from aedetect.data.sources import texture_crops
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mnist_val import OBJECT_MODEL, mnist_training_split, validation_case
+from _mnist_val import mnist_training_split, validation_case
+from anomaly_suite import detector, surface_case
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = np.r_[np.zeros(len(normals)), np.ones(len(anomalies))]
         row = {"digit": k, "seed": args.seed}
         for objective in ("image", "image+pixel"):
-            det = AnomalyDetector(preset="small", epochs=args.epochs, seed=args.seed, size=(28, 28),
-                                  anomaly={"select_objective": objective}, overrides=OBJECT_MODEL).fit(train)
+            det = detector("mnist", args.seed, args.epochs, (28, 28), {"select_objective": objective}).fit(train)
             row[objective] = {"val_auroc": image_auroc(labels, det.anomaly_score(val)),
                               "chosen": det.calibration_["selection"]["chosen"]}
         rows.append(row)
@@ -75,20 +73,14 @@ def main(argv: list[str] | None = None) -> int:
 def surface_row(texture: str, seed: int) -> dict[str, Any]:
     """One surface: the suite's model, training and calibration crops, fitted with each objective,
     scored on defects in the calibration band (not the test band)."""
-    from anomaly_suite import CALIB_BAND, SURFACE_MODEL, SURFACE_SELECT, TRAIN_BAND
+    from anomaly_suite import CALIB_BAND
 
-    crops = texture_crops(texture, 64, 16, rows=TRAIN_BAND)
-    if len(crops) > 600:
-        crops = crops[torch.randperm(len(crops), generator=torch.Generator().manual_seed(seed))[:600]]
-    calib = ImageSet(images=texture_crops(texture, 64, 16, rows=CALIB_BAND))
+    train, calib, _ = surface_case(texture, seed, argparse.Namespace(stride=16, max_crops=600))  # the suite's defaults
     val = defect_test_set(texture, 64, 16, rows=CALIB_BAND, seed=200)
     row: dict[str, Any] = {"texture": texture, "seed": seed}
     for objective in ("image", "image+pixel"):
-        det = AnomalyDetector(preset="small", epochs=15, seed=seed, size=(64, 64),
-                              anomaly={"select_families": SURFACE_SELECT, "select_objective": objective},
-                              overrides={**SURFACE_MODEL, "train": {"batch_size": 32, "lr": 2e-3, "patience": 100,
-                                                                    "grid_every": 0}})
-        det.fit(ImageSet(images=crops), calibration=calib)
+        det = detector(texture, seed, 15, (64, 64), {"select_objective": objective})
+        det.fit(train, calibration=calib)
         res = det.score(val, keep_images=False, batch_size=256)
         px = pixel_metrics(val.masks[:, 0].numpy(), np.asarray(res.maps))  # type: ignore[union-attr]
         row[objective] = {"val_auroc": image_auroc(val.labels.numpy(), res.scores),  # type: ignore[union-attr]

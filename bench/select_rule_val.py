@@ -32,7 +32,8 @@ from aedetect.anomaly.settings import AnomalySettings
 from aedetect.data.imageset import ImageSet
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mnist_val import OBJECT_MODEL, mnist_training_split, validation_case
+from _mnist_val import mnist_training_split, validation_case
+from anomaly_suite import detector
 
 Rule = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
@@ -91,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in args.digits:
         train, normals, anomalies = validation_case(everything, k, args.seed, args.train, args.val)
         real = anomalies.images.numpy().astype(np.float32) / 255.0
-        det = AnomalyDetector(preset="small", epochs=args.epochs, seed=args.seed, size=(28, 28),
-                              anomaly={"select": "none"}, overrides=OBJECT_MODEL).fit(train)
+        det = detector("mnist", args.seed, args.epochs, (28, 28), {"select": "none"}).fit(train)
         base = replace(sel.AnomalySettings.from_config(det.config_), select="on", select_images=args.val,
                        select_budget=1e6, select_objective="image+pixel")
         synth, rec = candidates(det, normals, train, base)

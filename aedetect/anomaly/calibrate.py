@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from aedetect.data.imageset import ImageSet
+from aedetect.data.imageset import ImageSet, source_name
 from aedetect.anomaly.scoreopts import CALIBRATION_RULES as RULES
 from aedetect.anomaly.scoreopts import check_calibrate_options, check_new_file, check_target_fpr
 from aedetect.errors import ConfigError, DataError
@@ -176,7 +176,7 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
                        validation_pixel_best_f1=float(new_pf1))
 
     # Flat keys (not one nested record), so `aedetect info` shows each in its table.
-    cal.update(validation_data="ImageSet" if isinstance(data, ImageSet) else printable(data),
+    cal.update(validation_data=source_name(data),
                validation_images=len(images), validation_normal=int((labels == 0).sum()),
                validation_anomalous=int((labels == 1).sum()), validation_f1=new_f1,
                validation_fpr=_fpr(normal, new_t), previous_threshold=old_t,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from aedetect.data.imageset import ImageSet
+from aedetect.data.imageset import ImageSet, source_name
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import DataError
 from aedetect.util.fsutil import atomic_path, new_run_dir, write_text_atomic
@@ -248,7 +248,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
     rows = kind_rows(all_scores, all_labels, all_flags, kinds,  # type: ignore[arg-type]
                      kind_pix if stream.masks_ok else None) if all_labels is not None and any(kinds) else []
     if metrics:
-        metrics.update(model=printable(model), data=printable(data) if not isinstance(data, ImageSet) else "ImageSet",
+        metrics.update(model=printable(model), data=source_name(data),
                        threshold_rule=det.calibration_.get("threshold_rule"), **model_metrics(det.calibration_))
         if rows:
             metrics["per_kind"] = [r.as_dict() for r in rows]

@@ -13,7 +13,7 @@ import torch
 
 from aedetect.core.modelfile import load_training_state, save_model
 from aedetect.core.config import Config
-from aedetect.data.imageset import ImageSet
+from aedetect.data.imageset import ImageSet, source_name
 from aedetect.core import distributed
 from aedetect.errors import AedetectError, ConfigError, DataError, TrainingError
 from aedetect.core.fastmath import flush_denormals
@@ -58,11 +58,6 @@ def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
         cfg.data.size = tuple(images.shape[-2:])  # type: ignore[assignment]
         cfg.validate()
     return images
-
-
-def source_name(data: str | ImageSet) -> str:
-    """What the model file says the images were: the folder or dataset name, or 'ImageSet'."""
-    return printable(data) if isinstance(data, str) else "ImageSet"
 
 
 def calibration_data(head: Any, calibration: str | ImageSet, cfg: Config, data_root: str | None,

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aedetect.data.settings import DataConfig
+from aedetect.util.text import printable
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601, as Pillow's "L" conversion
 
@@ -76,6 +77,12 @@ class ImageSet:
         """Integer batch -> float in [0, 1] ('unit') or [-1, 1] ('symmetric')."""
         y = x.float().div_(self.max_value)
         return y.mul_(2).sub_(1) if scaling == "symmetric" else y
+
+
+def source_name(data: object) -> str:
+    """What a model file or metrics.json says the images were: the folder, file or dataset
+    name (printable), or 'ImageSet' for images passed in memory."""
+    return "ImageSet" if isinstance(data, ImageSet) else printable(data)
 
 
 def scale_to_float(x: Tensor, max_value: float, scaling: str) -> Tensor:
