@@ -138,7 +138,11 @@ def run_case(row: str, case: str, seed: int, args: argparse.Namespace) -> dict[s
     labels = test.labels.numpy()
     out: dict[str, Any] = {"row": row, "case": case, "seed": seed, "epochs": epochs_of(row, args), "train_images": len(train),
                            "test_images": len(test), "test_anomalous": int(labels.sum()), "methods": {}}
+    prior = previous_case(args, row, case, seed, out)
     for name in args.methods:
+        if name != "aedetect" and name in prior:
+            out["methods"][name] = {**prior[name], "copied_from": args.baselines_from}
+            continue
         torch.manual_seed(seed)
         t0 = time.process_time()
         if name == "aedetect":
@@ -157,6 +161,19 @@ def run_case(row: str, case: str, seed: int, args: argparse.Namespace) -> dict[s
         m.update({k: v for k, v in r.items() if k not in ("scores", "maps")})
         out["methods"][name] = m
     return out
+
+
+def previous_case(args: argparse.Namespace, row: str, case: str, seed: int, out: dict[str, Any]) -> dict[str, Any]:
+    """The baselines' results of the same case in ``--baselines-from`` (same images, same seed:
+    they do not depend on aedetect), or {}; a case whose image counts differ is not reused."""
+    if not args.baselines_from:
+        return {}
+    path = Path(args.baselines_from) / row / f"{case}-s{seed}.json"
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text())
+    same = all(old.get(k) == out[k] for k in ("train_images", "test_images", "test_anomalous", "epochs"))
+    return {k: v for k, v in old["methods"].items() if k != "aedetect"} if same else {}
 
 
 def cases(row: str, quick: bool) -> list[str]:
@@ -306,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--results", default="bench_results/anomaly_suite")
+    ap.add_argument("--baselines-from", default=None,
+                    help="results folder of an earlier run whose baselines are reused case by case (same images)")
     ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
     ap.add_argument("--mnist-train", type=int, default=0,
                     help="training images per MNIST digit (a seeded sample; 0: all of them, about 5,400-6,700)")

@@ -8,10 +8,15 @@ crops (next quarter); the validation set is crops of that calibration band, half
 defect of aedetect.anomaly.defects (seed 200; the suite tests on the bottom quarter, seeds
 100-102), so image and pixel AUROC are measured without the test band. Each detector is
 fitted twice, with ``anomaly.select_objective`` = ``image`` and ``image+pixel`` (same seed,
-same images), and each is scored on the validation set.
+same images), and each is scored on the validation set. ``--variants`` adds other ways of
+selecting: ``auto`` (the default objective) and ``auto-no-pixels`` (the same without the
+raw-pixel kNN candidates, ``latent_source = pixels``), ``auto-bank-6000`` (a latent kNN bank
+of up to 6,000 training images instead of 2,000), so that a change to the candidates is
+judged on validation data too.
 
     OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_objective_val.py --digits 3 4 6
     OMP_NUM_THREADS=1 python bench/select_objective_val.py --digits --textures brick grass gravel cell immunohistochemistry moon
+    OMP_NUM_THREADS=1 python bench/select_objective_val.py --digits --textures grass moon --variants auto auto-no-pixels
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ from _mnist_val import mnist_training_split, validation_case
 from anomaly_suite import detector, surface_case
 
 
+# variant -> the Config.anomaly keys it sets
+VARIANTS: dict[str, dict[str, Any]] = {
+    "image": {"select_objective": "image"}, "image+pixel": {"select_objective": "image+pixel"},
+    "auto": {}, "auto-no-pixels": {"select_sources": ["code", "features"]},
+    "auto-bank-6000": {"select": "on", "latent_bank_size": 6000}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--digits", nargs="*", type=int, default=[3, 4, 6])
@@ -42,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", type=int, default=1000)
     ap.add_argument("--val", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--variants", nargs="+", default=["image", "image+pixel"], choices=list(VARIANTS))
     ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -52,16 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         val = ImageSet(images=torch.cat([normals.images, anomalies.images]))
         labels = np.r_[np.zeros(len(normals)), np.ones(len(anomalies))]
         row = {"digit": k, "seed": args.seed}
-        for objective in ("image", "image+pixel"):
-            det = detector("mnist", args.seed, args.epochs, (28, 28), {"select_objective": objective}).fit(train)
+        for objective in args.variants:
+            det = detector("mnist", args.seed, args.epochs, (28, 28), VARIANTS[objective]).fit(train)
             row[objective] = {"val_auroc": image_auroc(labels, det.anomaly_score(val)),
                               "chosen": det.calibration_["selection"]["chosen"]}
         rows.append(row)
         print(json.dumps(row), flush=True)
     for t in args.textures:
-        rows.append(surface_row(t, args.seed))
+        rows.append(surface_row(t, args.seed, args.variants))
         print(json.dumps(rows[-1]), flush=True)
-    for objective in ("image", "image+pixel"):
+    for objective in args.variants:
         for kind, rs in (("objects", [r for r in rows if "digit" in r]), ("surfaces", [r for r in rows if "texture" in r])):
             if rs:
                 means = {m: round(100 * float(np.mean([r[objective][m] for r in rs])), 2)
@@ -70,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def surface_row(texture: str, seed: int) -> dict[str, Any]:
+def surface_row(texture: str, seed: int, variants: list[str]) -> dict[str, Any]:
     """One surface: the suite's model, training and calibration crops, fitted with each objective,
     scored on defects in the calibration band (not the test band)."""
     from anomaly_suite import CALIB_BAND
@@ -78,8 +91,8 @@ def surface_row(texture: str, seed: int) -> dict[str, Any]:
     train, calib, _ = surface_case(texture, seed, argparse.Namespace(stride=16, max_crops=600))  # the suite's defaults
     val = defect_test_set(texture, 64, 16, rows=CALIB_BAND, seed=200)
     row: dict[str, Any] = {"texture": texture, "seed": seed}
-    for objective in ("image", "image+pixel"):
-        det = detector(texture, seed, 15, (64, 64), {"select_objective": objective})
+    for objective in variants:
+        det = detector(texture, seed, 15, (64, 64), VARIANTS[objective])
         det.fit(train, calibration=calib)
         res = det.score(val, keep_images=False, batch_size=256)
         px = pixel_metrics(val.masks[:, 0].numpy(), np.asarray(res.maps))  # type: ignore[union-attr]

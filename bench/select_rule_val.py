@@ -44,6 +44,8 @@ def _best(cands: list[dict[str, Any]], key: str = "auroc") -> dict[str, Any]:
 
 RULES: dict[str, Rule] = {
     "image objective (all candidates)": lambda c: _best(c, "image_auroc"),
+    "image objective, without raw-pixel kNN candidates": lambda c: _best(
+        [x for x in c if "pixels/" not in x["name"]], "image_auroc"),
     "image+pixel objective": lambda c: _best(c, "objective_ip"),
     "image objective, latent kNN candidates only": lambda c: _best([x for x in c if "kNN" in x["name"]], "image_auroc"),
     "image objective, reconstruction + latent only": lambda c: _best(

@@ -109,8 +109,9 @@ def test_scores_threshold_and_smoothing_helpers() -> None:
     sm = smooth(m, 1.0)
     assert sm.sum().item() == pytest.approx(m.sum().item(), rel=0.05) and sm.max() < 1.0
     normal = np.arange(100, dtype=float)
-    t = threshold_at_fpr(normal, 0.05)
-    assert (normal > t).mean() == pytest.approx(0.05)
+    t = threshold_at_fpr(normal, 0.05)  # the conformal rank ceil(0.95 x 101) = 96: 4 of 100 above
+    assert t == 95.0 and (normal > t).mean() == pytest.approx(0.04)
+    assert threshold_at_fpr(normal, 0.01) == 99.0  # 100 images resolve 1 %: the highest score
 
 
 def test_synthetic_defects_have_exact_masks() -> None:

@@ -101,7 +101,7 @@ def test_long_vector_distance_does_not_depend_on_the_batch() -> None:
 
 def test_bad_latent_settings_fail_with_one_line() -> None:
     with pytest.raises(ConfigError, match="anomaly.latent_source"):
-        AnomalySettings.from_config({"latent": "knn", "latent_source": "pixels"})
+        AnomalySettings.from_config({"latent": "knn", "latent_source": "raw"})
     with pytest.raises(ConfigError, match="anomaly.latent_metric"):
         AnomalySettings.from_config({"latent_metric": "manhattan"})
     with pytest.raises(ConfigError, match="anomaly.recon_weight: 0 leaves no score"):

@@ -18,9 +18,10 @@ from aedetect.anomaly.select import ALIGNED, PixelLabels, alignment, auroc, obje
 from aedetect.anomaly.selectreport import selection_line
 from aedetect.anomaly.settings import FAMILY_NAMES, AnomalySettings
 from aedetect.anomaly.synthetic import FAMILIES
-from aedetect.anomaly.threshold import threshold_at_fpr
+from aedetect.anomaly.threshold import fpr_threshold
 from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
+from aedetect.errors import ConfigError
 
 FAST = {"train": {"batch_size": 32, "lr": 3e-3, "patience": 100}}
 NORMAL = 3
@@ -72,12 +73,14 @@ def test_selection_applies_the_candidate_with_the_best_validation_auroc(selected
 
 
 def test_the_threshold_is_calibrated_with_the_chosen_settings(selected, split) -> None:  # type: ignore[no-untyped-def]
-    """The threshold is the target-FPR quantile of the chosen scoring on the calibration split."""
+    """The threshold is set for the target FPR from the chosen scoring on the calibration split."""
     cfg = selected.config_
     train, val = split[0].split(cfg.train.val_fraction, cfg.train.seed)
     _, calib = AnomalyHead().calibration_split(train, val, cfg)
     scores = selected.score(calib, keep_images=False).scores
-    assert selected.threshold_ == pytest.approx(threshold_at_fpr(scores, 0.01), rel=1e-5)
+    assert selected.threshold_ == pytest.approx(fpr_threshold(scores, 0.01)[0], rel=1e-5)
+    # 17 calibration images cannot resolve 1 %: the exponential-tail bound, past the highest score
+    assert selected.calibration_["threshold_estimate"] == "exponential-tail bound" and selected.threshold_ > scores.max()
 
 
 def test_a_detector_fitted_with_selection_reaches_the_bar_on_labelled_data_it_never_saw(selected, split) -> None:  # type: ignore[no-untyped-def]
@@ -188,3 +191,34 @@ def test_pixel_auroc_of_a_map_on_the_local_families_masks() -> None:
     perfect = np.zeros_like(maps)
     perfect[n:2 * n, 0][local] = 1.0
     assert px.auroc(torch.from_numpy(perfect)) == 1.0
+
+
+def test_the_raw_pixel_knn_source(selected, split) -> None:  # type: ignore[no-untyped-def]
+    """``latent_source = pixels``: the bank is training images themselves (as the model sees
+    them, float16) and the score is the mean distance to the 5 nearest, the raw-pixel kNN
+    baseline, now a selection candidate; ``select_sources`` leaves it out."""
+    from aedetect.anomaly.latent import decode_bank, latent_vectors
+    from aedetect.data.imageset import scale_to_float
+
+    det = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
+        "latent": "knn", "latent_source": "pixels", "latent_bank": "train", "recon_weight": 0.0}).fit(split[0])
+    cal, scaling = det.calibration_, det.config_.data.scaling
+    bank = decode_bank(cal["latent_bank"])
+    train = scale_to_float(split[0].images, split[0].max_value, scaling).flatten(1)
+    assert bank.shape[1] == 64 and 50 < bank.shape[0] < len(split[0])  # the training part: no calibration image
+    nearest = torch.cdist(bank, train).min(1).values
+    assert float(nearest.max()) < 5e-3  # each bank row is a training image, to float16 rounding (distinct digits: > 1)
+    test = split[1]
+    x = scale_to_float(test.images, test.max_value, scaling)
+    d = torch.cdist(x.flatten(1), bank).topk(5, largest=False).values.mean(1)
+    assert det.anomaly_score(test) == pytest.approx((d / cal["latent_scale"]).numpy(), rel=1e-4)
+    big = torch.rand(2, 3, 64, 20)  # averaged to 32 x 20 per channel
+    assert latent_vectors(torch.zeros(2, 4), [], AnomalySettings(latent_source="pixels"), big).shape == (2, 3 * 32 * 20)
+    only_code = AnomalyDetector(preset="small", epochs=1, overrides=FAST, anomaly={
+        "select_sources": ["code"], "select_families": ["blur", "mix"]}).fit(split[0])
+    names = [c["name"] for c in only_code.calibration_["selection"]["candidates"]]
+    assert any("code/" in n for n in names) and not any("pixels/" in n or "features/" in n for n in names)
+    assert any("pixels/" in c["name"] for c in selected.calibration_["selection"]["candidates"])
+    with pytest.raises(ConfigError, match="select_sources"):
+        AnomalySettings(select_sources=["pixel"]).validate()
+

@@ -89,11 +89,11 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
                     target_fpr: float = 0.01) -> dict[str, Any]:
     """The calibration record with the image threshold re-set on labelled scores by ``rule``.
 
-    Reuses the fit-time helpers (``f1_threshold``, ``threshold_at_fpr``, ``set_threshold``), so
+    Reuses the fit-time helpers (``f1_threshold``, ``set_fpr_threshold``), so
     the record has the same keys and meaning as one written by ``fit``.
     """
     from aedetect.anomaly.metrics import both_classes
-    from aedetect.anomaly.threshold import f1_threshold, set_threshold, threshold_at_fpr
+    from aedetect.anomaly.threshold import f1_threshold, resolves, set_fpr_threshold, warn_unresolved
 
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
@@ -113,13 +113,12 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
     if normal.size == 0:
         raise DataError("--rule fpr needs normal images in DATA (label 0: test/good, --normal-dir, "
                         "or the --normal-class of a dataset)")
-    if normal.size < 1 / target_fpr:
-        log.warning("calibrate: %d normal images cannot resolve a %.3g false-positive rate; "
-                    "the threshold is the highest normal score", normal.size, target_fpr)
     cal = dict(calibration)
     cal.pop("validation_best_f1", None)  # from an earlier F1 calibration: no longer this threshold's
-    set_threshold(cal, threshold_at_fpr(normal, target_fpr), "fpr", normal)
+    set_fpr_threshold(cal, normal, target_fpr)
     cal["target_fpr"] = float(target_fpr)
+    if not resolves(int(normal.size), target_fpr):
+        warn_unresolved("calibrate", cal, int(normal.size))
     cal["settings"] = {**cal.get("settings", {}), "target_fpr": float(target_fpr)}
     return cal
 

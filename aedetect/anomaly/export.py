@@ -85,7 +85,7 @@ class AnomalyGraph(nn.Module):
             m = error_map(xu, yu, self.s)
         score = image_score(m, self.s.score, self.s.topk_percent)
         if self.latent:
-            lat = knn_distance_graph(latent_vectors(z, skips, self.s), self.bank, self.s.latent_k)
+            lat = knn_distance_graph(latent_vectors(z, skips, self.s, xb), self.bank, self.s.latent_k)
             score = (self.s.recon_weight * score / self.recon_scale
                      + self.s.latent_weight * lat / self.latent_scale)
         return yu, m, score

@@ -16,8 +16,11 @@ from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, scale_to_float
 
 
-def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings) -> Tensor:
-    """(N, D) vectors of the latent kNN score, from one ``forward_parts`` pass.
+PIXEL_GRID = 32  # ``latent_source = pixels``: the input averaged to at most this many pixels a side
+
+
+def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor) -> Tensor:
+    """(N, D) vectors of the latent kNN score, from one ``forward_parts`` pass over ``x``.
 
     ``latent_source = code``: the code, pooled to at most 4x4. ``features``: a level's feature
     map averaged to a ``latent_grid`` grid, which keeps where in the image each feature fired;
@@ -25,9 +28,15 @@ def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings) -> Tensor
     images, added to the SSIM map's mean, scored mean AUROC 99.03 against 98.43 with the code
     instead (docs/benchmarks-anomaly.md). ``cosine``
     scales each vector to unit length, so the distance compares the pattern of the features,
-    not their overall strength.
+    not their overall strength. ``pixels``: the input itself (as the model sees it), averaged to
+    at most 32x32: the raw-pixel kNN that is the strongest simple baseline on small aligned
+    data (the 8x8 digits: 99.70 against the CAE's 99.16), here a candidate next to the model's
+    own vectors, so the selection can add it where it helps.
     """
-    if s.latent_source == "features":
+    if s.latent_source == "pixels":
+        g = (min(PIXEL_GRID, x.shape[-2]), min(PIXEL_GRID, x.shape[-1]))
+        v = (F.adaptive_avg_pool2d(x.float(), g) if g != tuple(x.shape[-2:]) else x.float()).flatten(1)
+    elif s.latent_source == "features":
         v = F.adaptive_avg_pool2d(skips[s.latent_level].float(), s.latent_grid).flatten(1)
     else:
         if z.ndim == 4 and (z.shape[-1] > 4 or z.shape[-2] > 4):
@@ -45,7 +54,7 @@ def encode_latent(model: nn.Module, images: Tensor, max_value: float, cfg: Confi
     for i in range(0, images.shape[0], batch_size):
         xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
         _, z, skips = model.forward_parts(xb)  # type: ignore[operator]
-        out.append(latent_vectors(z, skips, s).cpu())
+        out.append(latent_vectors(z, skips, s, xb).cpu())
     return torch.cat(out)
 
 

@@ -110,7 +110,7 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
         maps.append(m.cpu())
         scores.append(image_score(m, s.score, s.topk_percent).cpu())
         if s.latent == "knn":
-            codes.append(latent_vectors(z, skips, s).cpu())
+            codes.append(latent_vectors(z, skips, s, xb).cpu())
         if keep_images:
             ins.append(xu.cpu())
             recs.append(yu.cpu())

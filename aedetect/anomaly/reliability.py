@@ -17,8 +17,9 @@ def fpr_interval(n: int, above: int, confidence: float = 0.9) -> tuple[float, fl
 
     The threshold is an order statistic of the calibration scores, so the share of the normal
     population above it is Beta(above + 1, n - above) distributed, whatever the score's
-    distribution. With 82 images and a 1 % target the threshold is the highest score and the
-    rate lies between 0.06 % and 3.6 %: the calibration set cannot promise 1 %, and this says so.
+    distribution. With 82 images the highest score's rate lies between 0.06 % and 3.6 %: such a
+    set cannot promise 1 % by an order statistic, which is why aedetect.anomaly.threshold then
+    extrapolates the tail instead (and records that fit's interval).
     """
     from scipy.stats import beta
 
@@ -34,8 +35,10 @@ def reliability_line(calibration: dict[str, Any]) -> str | None:
     if not iv:
         return None
     n = calibration.get("calib_images", "?")
+    tail_fit = calibration.get("threshold_estimate") == "exponential-tail bound"
+    fit = ", exponential fit of their scores' tail" if tail_fit else ""
     line = (f"false-positive rate on new normal images: {100 * iv[0]:.2g}-{100 * iv[1]:.2g} % (90 % interval "
-            f"from {n} calibration images; target {100 * calibration.get('target_fpr', 0):.2g} %)")
+            f"from {n} calibration images{fit}; target {100 * calibration.get('target_fpr', 0):.2g} %)")
     ov = calibration.get("overlap_with_training") or {}
     if ov.get("of") and ov["images"] / ov["of"] >= OVERLAP_WARN:
         line += (f", but {ov['images']} of {ov['of']} calibration images share most of their pixels with training "

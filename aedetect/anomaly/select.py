@@ -25,8 +25,10 @@ reached in time are skipped, and the record says how many.
 
 Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` / ``topk`` 1 % /
 ``topk`` 5 % / ``max``, each alone or plus a latent kNN score (bank: training images; vector:
-the code or, for convolutional models, the deepest encoder features on a grid; metric
-euclidean or cosine; weight 1 or 3), and each latent vector alone; last, for convolutional
+the code, for convolutional models the deepest encoder features on a grid, or the pixels
+themselves at up to 32x32, the raw-pixel kNN that beats small autoencoders on small aligned
+images; metric euclidean or cosine; weight 1 or 3; ``select_sources`` names the vectors
+tried), and each latent vector alone; last, for convolutional
 models, the ``features`` map (ranked with a bank of 5,000 training feature vectors) x the same
 smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
 for minutes.
@@ -169,12 +171,13 @@ class Validation:
         self.pixels = PixelLabels(self.n_normal, self.families,  # no masks: the image objective, no pixel term
                                   [m[1] for m in made] if self.objective == "image+pixel" else [], seed)
         self.cfg, self.model, self.device = cfg, model, device
+        self.allowed_sources = list(s.select_sources)
         self.y, self.vectors = self._run()
         self.pixel_auroc: dict[tuple[str, float], float] = {}  # (map kind, smoothing) -> on the local families
 
     @torch.no_grad()
     def _run(self) -> tuple[Tensor, dict[str, Tensor]]:
-        """Reconstructions in [0, 1] and the raw latent vectors (code; deepest features)."""
+        """Reconstructions in [0, 1] and the raw latent vectors (code; deepest features; pixels)."""
         self.model.eval()
         ys: list[Tensor] = []
         vec: dict[str, list[Tensor]] = {}
@@ -182,14 +185,15 @@ class Validation:
             xb = scale_to_float(self.x[i:i + CHUNK].to(self.device), 1.0, self.cfg.data.scaling)
             yb, z, skips = self.model.forward_parts(xb)  # type: ignore[operator]
             ys.append(float_to_unit(yb.float(), self.cfg.data.scaling).cpu())
-            for source in self.sources(skips):
-                s = AnomalySettings(latent="knn", latent_source=source)
-                vec.setdefault(source, []).append(latent_vectors(z, skips, s).cpu())
+            for source in self.sources(skips, self.allowed_sources):
+                one = AnomalySettings(latent="knn", latent_source=source)
+                vec.setdefault(source, []).append(latent_vectors(z, skips, one, xb).cpu())
         return torch.cat(ys), {k: torch.cat(v) for k, v in vec.items()}
 
     @staticmethod
-    def sources(skips: list[Tensor]) -> tuple[str, ...]:
-        return ("code", "features") if skips else ("code",)
+    def sources(skips: list[Tensor], allowed: list[str]) -> tuple[str, ...]:
+        """The latent vectors tried: those allowed that the model has (``features``: a conv model)."""
+        return tuple(x for x in allowed if skips or x != "features")
 
     def split(self, scores: np.ndarray) -> dict[str, float]:
         """AUROC per family of one candidate's scores (normals first, then family by family)."""

@@ -31,9 +31,10 @@ latent              ``none`` or ``knn``: add the mean distance of the image's la
                     its ``latent_k`` nearest vectors in a bank of normal images
                     (``latent_weight``), each part scaled by its median on normal calibration
                     images. Default ``none``.
-latent_source       the latent vector: ``code`` (the encoder's code, pooled to at most 4x4) or
+latent_source       the latent vector: ``code`` (the encoder's code, pooled to at most 4x4),
                     ``features`` (encoder level ``latent_level``'s feature map averaged to a
-                    ``latent_grid`` x ``latent_grid`` grid). Default ``code``.
+                    ``latent_grid`` x ``latent_grid`` grid) or ``pixels`` (the input image
+                    itself, averaged to at most 32x32: a raw-pixel kNN). Default ``code``.
 latent_level        encoder level for ``latent_source = features``; -1 = the deepest (-1).
 latent_grid         grid of ``latent_source = features`` (7).
 latent_metric       ``euclidean`` or ``cosine`` (vectors scaled to unit length first) (euclidean).
@@ -64,6 +65,9 @@ select_images       at most this many held-out normal images it uses, fewer for 
                     images (256).
 select_families     the synthetic anomaly families it scores against (all twelve, local
                     and global; see aedetect.anomaly.synthetic).
+select_sources      the latent vectors its kNN candidates use (all that the model has of
+                    ``code``, ``features``, ``pixels``); leave ``pixels`` out to keep the
+                    training images themselves (32x32 at most, float16) out of the model file.
 select_objective    what the selection maximises: ``image`` (the image AUROC averaged
                     over the families), ``image+pixel`` (half that, half the pixel AUROC of
                     the candidate's map on the local families' masks) or ``auto`` (default):
@@ -84,7 +88,7 @@ from aedetect.errors import ConfigError
 MAPS = ("mse", "l1", "ssim", "mix", "features", "learned")
 SCORES = ("max", "mean", "topk")
 LATENTS = ("none", "knn")
-LATENT_SOURCES = ("code", "features")
+LATENT_SOURCES = ("code", "features", "pixels")
 LATENT_METRICS = ("euclidean", "cosine")
 LATENT_BANKS = ("calib", "train")
 SELECTS = ("auto", "on", "none")
@@ -132,6 +136,7 @@ class AnomalySettings:
     select_budget: float = 60.0
     select_images: int = 256
     select_families: list[str] = field(default_factory=lambda: list(FAMILY_NAMES))
+    select_sources: list[str] = field(default_factory=lambda: list(LATENT_SOURCES))
     select_objective: str = "auto"
 
     @classmethod
@@ -169,6 +174,9 @@ class AnomalySettings:
                 or any(f not in FAMILY_NAMES for f in self.select_families):
             raise ConfigError(f"anomaly.select_families: expected a list of some of {', '.join(FAMILY_NAMES)}, "
                               f"got {self.select_families!r}")
+        if not isinstance(self.select_sources, list) or any(x not in LATENT_SOURCES for x in self.select_sources):
+            raise ConfigError(f"anomaly.select_sources: expected a list of some of {', '.join(LATENT_SOURCES)}, "
+                              f"got {self.select_sources!r}")
         self.select_budget = number("select_budget", 0, 1e6)
         if not isinstance(self.mix, dict) or not self.mix or any(k not in ("mse", "l1", "ssim") for k in self.mix):
             raise ConfigError(f"anomaly.mix: expected weights for some of mse, l1, ssim, got {self.mix!r}")

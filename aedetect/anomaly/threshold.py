@@ -25,6 +25,8 @@ from aedetect.errors import ConfigError
 log = logging.getLogger("aedetect")
 
 CALIBRATION_VERSION = 1
+# How an ``fpr`` threshold was estimated (``calibration.threshold_estimate``).
+TAIL_RULES = ("order statistic", "exponential-tail bound")
 
 
 def combine_scores(raw: RawScores, calibration: dict[str, Any], s: AnomalySettings,
@@ -50,11 +52,50 @@ def normalise(scores: Tensor | np.ndarray, calibration: dict[str, Any]) -> np.nd
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
+def order_index(n: int, fpr: float) -> int:
+    """The 1-based rank of the order statistic that is the ``fpr`` threshold of n normal scores:
+    ceil((1 - fpr) x (n + 1)), the conformal rank, whose false-positive rate on new normal
+    images is at most ``fpr`` on average (the rank with at most fpr x n scores above it gave
+    1.5 % at 200 images and a 1 % target); above n where n scores cannot resolve ``fpr``."""
+    return int(math.ceil((1 - fpr) * (n + 1) - 1e-9))
+
+
+def resolves(n: int, fpr: float) -> bool:
+    """Whether n normal calibration scores resolve a target rate (n >= 1 / fpr - 1: 99 for 1 %)."""
+    return order_index(n, fpr) <= n
+
+
 def threshold_at_fpr(normal_scores: np.ndarray, fpr: float) -> float:
-    """Smallest threshold t with at most ``fpr`` of the normal scores above it (flag: score > t)."""
+    """The conformal order statistic of the normal scores (:func:`order_index`), the highest
+    score where there are too few to resolve ``fpr`` (flag: score > t)."""
     s = np.sort(np.asarray(normal_scores, dtype=np.float64))
-    allowed = int(math.floor(fpr * s.size))
-    return float(s[s.size - 1 - allowed])
+    return float(s[min(order_index(s.size, fpr), s.size) - 1])
+
+
+def fpr_threshold(normal_scores: np.ndarray, fpr: float) -> tuple[float, str]:
+    """The threshold for a target false-positive rate and how it was set: the order statistic
+    where the calibration set resolves the rate, else the exponential-tail prediction bound
+    (aedetect.anomaly.tail), which can go past the highest calibration score; the order
+    statistic too where the tail cannot be fitted (fewer than 2 distinct scores above the median)."""
+    from aedetect.anomaly.tail import exponential_threshold
+
+    s = np.asarray(normal_scores, dtype=np.float64)
+    if resolves(s.size, fpr):
+        return threshold_at_fpr(s, fpr), TAIL_RULES[0]
+    bound = exponential_threshold(s, fpr)
+    return (threshold_at_fpr(s, fpr), TAIL_RULES[0]) if bound is None else (bound, TAIL_RULES[1])
+
+
+def set_fpr_threshold(calibration: dict[str, Any], normal_scores: np.ndarray, fpr: float) -> None:
+    """:func:`set_threshold` for a target rate (:func:`fpr_threshold`), with the tail fit's
+    interval of the rate where the bound was used."""
+    from aedetect.anomaly.tail import exponential_fpr_interval
+
+    t, how = fpr_threshold(normal_scores, fpr)
+    set_threshold(calibration, t, "fpr", normal_scores)
+    calibration["threshold_estimate"] = how
+    if how == TAIL_RULES[1]:
+        calibration["fpr_interval_90"] = list(exponential_fpr_interval(normal_scores, t))
 
 
 def set_threshold(calibration: dict[str, Any], threshold: float, rule: str, normal_scores: np.ndarray) -> None:
@@ -89,18 +130,26 @@ def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int,
         lat = knn_distance(raw.codes, bank, s.latent_k, exclude_self=own_bank)
         cal["latent_scale"] = max(float(lat.median()), 1e-12)
     scores = combine_scores(raw, cal, s, exclude_self=own_bank, bank=bank).numpy()
-    set_threshold(cal, threshold_at_fpr(scores, s.target_fpr), "fpr", scores)
+    set_fpr_threshold(cal, scores, s.target_fpr)
     pix = raw.maps.flatten().numpy()
     if pix.size > 2_000_000:
         pix = np.random.default_rng(0).choice(pix, 2_000_000, replace=False)
     cal["pixel_threshold"] = float(np.quantile(pix, 1 - s.pixel_fpr))
     cal["map_display_max"] = float(np.quantile(pix, 0.999)) * 2
-    if n_images < 1 / s.target_fpr:
-        lo, hi = cal["fpr_interval_90"]
-        log.warning("calibration: %d normal images cannot resolve a %.3g false-positive rate; the threshold is "
-                    "the highest normal score, and the rate on new normal images is %.2g-%.2g %% (90 %% interval)",
-                    n_images, s.target_fpr, 100 * lo, 100 * hi)
+    if not resolves(n_images, s.target_fpr):
+        warn_unresolved("calibration", cal, n_images)
     return cal
+
+
+def warn_unresolved(who: str, cal: dict[str, Any], n_images: int) -> None:
+    """One warning line: the calibration set is too small for the target, how the threshold was
+    set instead and what rate it promises."""
+    lo, hi = cal["fpr_interval_90"]
+    how = ("an exponential fit of the normal scores' tail, past the highest one"
+           if cal.get("threshold_estimate") == TAIL_RULES[1] else "the highest normal score")
+    log.warning("%s: %d normal images cannot resolve a %.3g false-positive rate; the threshold is %s, and the rate "
+                "on new normal images is %.2g-%.2g %% (90 %% interval)", who, n_images, cal["target_fpr"], how,
+                100 * lo, 100 * hi)
 
 
 def f1_threshold(calibration: dict[str, Any], labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
@@ -111,7 +160,7 @@ def f1_threshold(calibration: dict[str, Any], labels: np.ndarray, scores: np.nda
     if not both_classes(labels):
         raise ConfigError("F1 calibration needs labelled validation images of both classes")
     f1, t = best_f1(labels, scores)
-    cal = dict(calibration)
+    cal = {k: v for k, v in calibration.items() if k != "threshold_estimate"}  # that was the fpr rule's
     set_threshold(cal, t, "f1", np.asarray(scores)[labels == 0])
     cal["validation_best_f1"] = f1
     return cal
