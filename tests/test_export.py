@@ -97,6 +97,20 @@ def test_anomaly_parity_mix_ssim_latent_knn_symmetric(grass_model: tuple[Path, t
     check_anomaly_parity(path, out, test, 255.0)
 
 
+def test_anomaly_parity_raw_pixel_knn(tmp_path: Path) -> None:
+    """``latent_source = pixels`` on 40x40 crops: the input averaged to 32x32 (not a factor of
+    40) is the kNN vector, in the graph as in PyTorch."""
+    crops = texture_crops("grass", 40, 16, rows=(0.0, 0.5))
+    det = AnomalyDetector(preset="small", epochs=2, anomaly={
+        "latent": "knn", "latent_bank": "train", "latent_source": "pixels"},
+        overrides={"train": {"batch_size": 32, "lr": 1e-4}}).fit(ImageSet(images=crops))
+    path = det.save(tmp_path / "pixels.safetensors")
+    assert load_model(path).calibration["latent_bank"]["shape"][1] == 32 * 32
+    test = texture_crops("grass", 40, 16, rows=(0.75, 1.0)).clone()
+    test[::2, :, 8:16, 8:16] = 255
+    check_anomaly_parity(path, export_anomaly(load_model(path), tmp_path / "pixels.onnx"), test, 255.0)
+
+
 def test_anomaly_parity_learned_map(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The learned map's network travels in the graph; the image score is the map's mean."""
     zeros = digits.subset(np.flatnonzero(digits.labels.numpy() == 0)[:120].tolist())

@@ -68,7 +68,7 @@ def test_train_bank_is_stored_and_round_trips(eights, tmp_path: Path) -> None:  
     det, _, test = eights
     cal = det.calibration_
     # 2,000 eights less the 15 % calibration hold-out and 10 % validation split, all kept
-    # (latent_bank_size 2000); 64 channels of the deepest level on a 7x7 grid.
+    # (latent_bank_size 6000); 64 channels of the deepest level on a 7x7 grid.
     assert cal["latent_bank"]["shape"] == [1530, 64 * 7 * 7]
     bank = decode_bank(cal["latent_bank"])
     np.testing.assert_allclose(bank.norm(dim=1).numpy(), 1.0, atol=2e-3)  # cosine: unit vectors
