@@ -51,6 +51,9 @@ RULES: dict[str, Rule] = {
     "image objective, reconstruction + latent only": lambda c: _best(
         [x for x in c if "kNN" in x["name"] and "alone" not in x["name"]], "image_auroc"),
     "image objective, global families only": lambda c: _best(c, "global_auroc"),
+    "median over the families": lambda c: _best(c, "median_family"),
+    "mean minus half the spread over the families": lambda c: _best(c, "mean_minus_half_sd"),
+    "mean without the best and the worst family": lambda c: _best(c, "trimmed_mean"),
     "image objective, worst family": lambda c: _best(c, "worst_family"),
 }
 
@@ -108,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         glob = [f for f in rec["families"] if f not in rec["objective"].split(" on ", 1)[-1].split(", ")]
         cands = [{"name": c["name"], "image_auroc": c["image_auroc"], "objective_ip": c["auroc"],
                   "global_auroc": float(np.mean([c["per_family"][f] for f in glob])),
-                  "worst_family": min(c["per_family"].values())} for c in synth]
+                  "worst_family": min(c["per_family"].values()),
+                  "median_family": float(np.median(list(c["per_family"].values()))),
+                  "mean_minus_half_sd": float(np.mean(list(c["per_family"].values()))
+                                              - 0.5 * np.std(list(c["per_family"].values()))),
+                  "trimmed_mean": float(np.mean(sorted(c["per_family"].values())[1:-1]))} for c in synth]
         row: dict[str, Any] = {"digit": k, "best_possible": max(real_auroc.values()),
                                "given_default": real_auroc.get(rec["given"]), "global_families": glob}
         for name, rule in RULES.items():
