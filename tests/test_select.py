@@ -222,3 +222,16 @@ def test_the_raw_pixel_knn_source(selected, split) -> None:  # type: ignore[no-u
     with pytest.raises(ConfigError, match="select_sources"):
         AnomalySettings(select_sources=["pixel"]).validate()
 
+
+
+def test_the_families_can_be_combined_by_their_median(split) -> None:  # type: ignore[no-untyped-def]
+    """``select_combine = median``: each candidate's image AUROC is the median of its AUROCs
+    per family (recorded for the chosen one), and the choice is the best by it."""
+    det = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
+        "select_combine": "median", "select_families": ["blur", "mix", "contrast"]}).fit(split[0])
+    rec = det.calibration_["selection"]
+    assert rec["combine"] == "median"
+    assert rec["chosen_image_auroc"] == pytest.approx(float(np.median(list(rec["chosen_per_family"].values()))), abs=1e-4)
+    assert rec["chosen"] == max(rec["candidates"], key=lambda c: c["auroc"])["name"]
+    with pytest.raises(ConfigError, match="select_combine"):
+        AnomalySettings(select_combine="max").validate()

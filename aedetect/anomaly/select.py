@@ -247,7 +247,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
 
     def add(o: dict[str, Any], scores: np.ndarray) -> None:
         per = val.split(scores)
-        image = float(np.mean(list(per.values())))
+        image = float((np.median if s.select_combine == "median" else np.mean)(list(per.values())))
         pixel = val.pixel_auroc.get((o["map"], o["smooth_sigma"])) if val.pixels.local else None
         if val.pixels.local and pixel is None:
             pixel = 0.5  # a map this search did not compute (a given `learned` map): no credit
@@ -322,7 +322,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
         "chosen_pixel_auroc": chosen["pixel_auroc"], "chosen_per_family": chosen["per_family"],
         "objective": ("image AUROC" if not val.pixels.local else
                       f"{1 - PIXEL_WEIGHT:g} x image AUROC + {PIXEL_WEIGHT:g} x pixel AUROC on {', '.join(val.pixels.local)}"),
-        "objective_setting": s.select_objective, "alignment": round(val.alignment, 4),
+        "objective_setting": s.select_objective, "combine": s.select_combine, "alignment": round(val.alignment, 4),
         "mask_coverage": val.pixels.coverage,
         "given": given_name, "given_auroc": given_row["auroc"] if given_row else None,
         "families": val.families, "normal_images": val.n_normal, "anomalies_per_family": val.n_normal,
