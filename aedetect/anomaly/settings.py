@@ -71,9 +71,9 @@ select_sources      the latent vectors its kNN candidates use (all that the mode
                     ``code``, ``features``, ``pixels``); leave ``pixels`` out to keep the
                     training images themselves (32x32 at most, float16) out of the model file.
 select_combine      how a candidate's image AUROCs per family are combined: ``mean``
-                    (default) or ``median`` (less swayed by one family the data does not
-                    resemble; on one-class MNIST's training split it picked 97.88 against
-                    97.51, one seed, bench/select_rule_val.py; not yet the default).
+                    (default) or ``median`` (on one-class MNIST's training split it picked
+                    97.88 against 97.51 with 1,000 training images per digit but 95.68
+                    against 97.52 with 4,800: bench/select_objective_val.py).
 select_objective    what the selection maximises: ``image`` (the image AUROC averaged
                     over the families), ``image+pixel`` (half that, half the pixel AUROC of
                     the candidate's map on the local families' masks) or ``auto`` (default):
