@@ -30,6 +30,7 @@ from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.threshold import calibrate_scores, combine_scores
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _results import write_json  # noqa: E402
 from _resumable import train_resumable  # noqa: E402
 
 # The best scoring (recipes/mnist-oneclass.toml): the deepest encoder level's features on a 7x7
@@ -169,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.json:
-            with open(args.json, "w") as fh:
-                json.dump({"args": vars(args), "rows": rows}, fh, indent=2)
+            write_json(args.json, {"args": vars(args), "rows": rows}, indent=2)
     return 0
 
 

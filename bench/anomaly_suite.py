@@ -53,6 +53,7 @@ from aedetect.errors import TrainingError
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _baselines import BASELINES
+from _results import write_json
 
 OBJECTS = ("mnist", "digits")
 SURFACES = ("brick", "grass", "gravel", "cell", "immunohistochemistry", "moon")
@@ -192,10 +193,7 @@ def run(args: argparse.Namespace) -> None:
                 w0 = time.perf_counter()
                 res = run_case(row, case, seed, args)
                 res["wall_s"] = round(time.perf_counter() - w0, 1)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(res, indent=1))
-                tmp.replace(path)
+                write_json(path, res)
                 ae = res["methods"].get("aedetect", {})
                 print(json.dumps({"row": row, "case": case, "seed": seed, "wall_s": res["wall_s"],
                                   **{k: round(v["image_auroc"], 4) for k, v in res["methods"].items() if "image_auroc" in v},

@@ -35,6 +35,7 @@ from aedetect.anomaly.featuremap import build_bank
 from aedetect.anomaly.learned import MADE_UP_KINDS, train_segmenter
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _results import write_json  # noqa: E402
 from _resumable import train_resumable  # noqa: E402
 
 
@@ -133,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{m}_s{args.sigmas[0]:g}_pixel_auroc_"
             print(f"| {r['texture']} | {m} | {' / '.join(f'{r[key + k]:.3f}' for k in DEFECT_KINDS if key + k in r)} |")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+        write_json(args.json, rows, indent=2)
     return 0
 
 

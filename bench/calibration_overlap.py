@@ -32,6 +32,7 @@ from aedetect.data.sources import texture_crops
 from aedetect.errors import TrainingError
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _results import write_json
 from anomaly_suite import detector  # the suite's surface model and training settings
 
 
@@ -86,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {t} | {len(rs)} | {cell['random'].mean():.1f} % ± {cell['random'].std():.1f} | "
               f"{cell['band'].mean():.1f} % ± {cell['band'].std():.1f} | 1 % |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_json(args.json, rows)
     return 0
 
 

@@ -33,6 +33,7 @@ from aedetect.data.imageset import ImageSet
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _mnist_val import mnist_training_split, validation_case
+from _results import write_json
 from anomaly_suite import detector
 
 Rule = Callable[[list[dict[str, Any]]], dict[str, Any]]
@@ -128,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         vals = [r[name] if not isinstance(r[name], dict) else r[name]["real_val_auroc"] for r in out]
         print(f"| {name} | {100 * float(np.mean(vals)):.2f} |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(args.json, out)
     return 0
 
 

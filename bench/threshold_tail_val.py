@@ -38,6 +38,7 @@ from aedetect.anomaly.threshold import fpr_threshold, threshold_at_fpr
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _mnist_val import mnist_training_split, validation_case
+from _results import write_json
 from anomaly_suite import detector
 
 
@@ -129,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * np.mean([x['median_fpr'] for x in v]):.2f} % | {100 * np.mean([x['within_2x'] for x in v]):.0f} % | "
                   f"{100 * np.mean([x['recall'] for x in v]):.1f} % |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_json(args.json, rows)
     return 0
 
 

@@ -93,7 +93,7 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
     the record has the same keys and meaning as one written by ``fit``.
     """
     from aedetect.anomaly.metrics import both_classes
-    from aedetect.anomaly.threshold import f1_threshold, resolves, set_fpr_threshold, warn_unresolved
+    from aedetect.anomaly.threshold import f1_threshold, set_fpr_threshold
 
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
@@ -115,10 +115,8 @@ def new_calibration(calibration: dict[str, Any], labels: np.ndarray, scores: np.
                         "or the --normal-class of a dataset)")
     cal = dict(calibration)
     cal.pop("validation_best_f1", None)  # from an earlier F1 calibration: no longer this threshold's
-    set_fpr_threshold(cal, normal, target_fpr)
+    set_fpr_threshold(cal, normal, target_fpr, "calibrate")
     cal["target_fpr"] = float(target_fpr)
-    if not resolves(int(normal.size), target_fpr):
-        warn_unresolved("calibrate", cal, int(normal.size))
     cal["settings"] = {**cal.get("settings", {}), "target_fpr": float(target_fpr)}
     return cal
 

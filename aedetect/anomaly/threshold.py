@@ -86,9 +86,11 @@ def fpr_threshold(normal_scores: np.ndarray, fpr: float) -> tuple[float, str]:
     return (threshold_at_fpr(s, fpr), TAIL_RULES[0]) if bound is None else (bound, TAIL_RULES[1])
 
 
-def set_fpr_threshold(calibration: dict[str, Any], normal_scores: np.ndarray, fpr: float) -> None:
+def set_fpr_threshold(calibration: dict[str, Any], normal_scores: np.ndarray, fpr: float,
+                      who: str = "calibration") -> None:
     """:func:`set_threshold` for a target rate (:func:`fpr_threshold`), with the tail fit's
-    interval of the rate where the bound was used."""
+    interval of the rate where the bound was used, and one warning line (naming ``who``)
+    where the calibration set cannot resolve the rate."""
     from aedetect.anomaly.tail import exponential_fpr_interval
 
     t, how = fpr_threshold(normal_scores, fpr)
@@ -96,6 +98,9 @@ def set_fpr_threshold(calibration: dict[str, Any], normal_scores: np.ndarray, fp
     calibration["threshold_estimate"] = how
     if how == TAIL_RULES[1]:
         calibration["fpr_interval_90"] = list(exponential_fpr_interval(normal_scores, t))
+    n = int(np.asarray(normal_scores).size)
+    if not resolves(n, fpr):
+        warn_unresolved(who, calibration, n, fpr)
 
 
 def set_threshold(calibration: dict[str, Any], threshold: float, rule: str, normal_scores: np.ndarray) -> None:
@@ -136,19 +141,17 @@ def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int,
         pix = np.random.default_rng(0).choice(pix, 2_000_000, replace=False)
     cal["pixel_threshold"] = float(np.quantile(pix, 1 - s.pixel_fpr))
     cal["map_display_max"] = float(np.quantile(pix, 0.999)) * 2
-    if not resolves(n_images, s.target_fpr):
-        warn_unresolved("calibration", cal, n_images)
     return cal
 
 
-def warn_unresolved(who: str, cal: dict[str, Any], n_images: int) -> None:
+def warn_unresolved(who: str, cal: dict[str, Any], n_images: int, fpr: float) -> None:
     """One warning line: the calibration set is too small for the target, how the threshold was
     set instead and what rate it promises."""
     lo, hi = cal["fpr_interval_90"]
     how = ("an exponential fit of the normal scores' tail, past the highest one"
            if cal.get("threshold_estimate") == TAIL_RULES[1] else "the highest normal score")
     log.warning("%s: %d normal images cannot resolve a %.3g false-positive rate; the threshold is %s, and the rate "
-                "on new normal images is %.2g-%.2g %% (90 %% interval)", who, n_images, cal["target_fpr"], how,
+                "on new normal images is %.2g-%.2g %% (90 %% interval)", who, n_images, fpr, how,
                 100 * lo, 100 * hi)
 
 
