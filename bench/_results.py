@@ -15,3 +15,11 @@ def write_json(path: str | Path, data: Any, indent: int = 1) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=indent))
     tmp.replace(path)
+
+
+def print_means(first: str, second: str, means: dict[str, float]) -> None:
+    """A two-column markdown table of percentages (``means``: fractions), as the validation
+    benches print their summaries."""
+    print(f"\n| {first} | {second} |\n|---|---|")
+    for name, value in means.items():
+        print(f"| {name} | {100 * value:.2f} |")

@@ -12,7 +12,8 @@ same images), and each is scored on the validation set. ``--variants`` adds othe
 selecting: ``auto`` (the default objective) and ``auto-no-pixels`` (the same without the
 raw-pixel kNN candidates, ``latent_source = pixels``), ``auto-bank-6000`` (a latent kNN bank
 of up to 6,000 training images instead of 2,000), ``auto-median`` (the families' AUROCs
-combined by their median), so that a change to the candidates or the rule is
+combined by their median), ``auto-shape-families`` (only the families that change a shape:
+cutpaste, elastic, affine, mirror), so that a change to the candidates or the rule is
 judged on validation data too.
 
     OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_objective_val.py --digits 3 4 6
@@ -45,7 +46,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "image": {"select_objective": "image"}, "image+pixel": {"select_objective": "image+pixel"},
     "auto": {}, "auto-no-pixels": {"select_sources": ["code", "features"]},
     "auto-bank-6000": {"select": "on", "latent_bank_size": 6000},
-    "auto-median": {"select_combine": "median"}}
+    "auto-median": {"select_combine": "median"},
+    "auto-shape-families": {"select_families": ["cutpaste", "elastic", "affine", "mirror"]}}
 
 
 def main(argv: list[str] | None = None) -> int:

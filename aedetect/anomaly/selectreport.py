@@ -23,7 +23,8 @@ def selection_line(calibration: dict[str, Any]) -> str | None:
             f"pixel AUROC {pixel:.4f}")
     return (f"scoring chosen without labels: {rec['chosen']} ({what} on "
             f"{rec['normal_images']} held-out normal images vs synthetic anomalies of {len(rec['families'])} "
-            f"families; {vs}; {rec['candidates_scored']} candidates in {rec['seconds']:g} s{skipped})")
+            f"families ({', '.join(rec['families'])}); {vs}; {rec['candidates_scored']} candidates in "
+            f"{rec['seconds']:g} s{skipped})")
 
 
 # The scoring settings metrics.json names, so a result says which scoring produced it.
