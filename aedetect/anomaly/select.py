@@ -79,7 +79,7 @@ ALIGNED = 0.1
 # ``select_draws = auto``: with few held-out normal images, each is given several anomalies of
 # each family, so that a family has at least MIN_ANOMALIES. On one-class MNIST's training split
 # with 125 training images and 17 held-out normals per digit (as the 8x8 digits row has; 30
-# models, bench/select_small_val.py) 4 draws picked 96.98 against 96.75 for one.
+# models, bench/select_small_val.py) 4 draws picked 96.97 against 96.75 for one.
 MIN_ANOMALIES = 64
 MAX_DRAWS = 8
 DRAW_SEED_STEP = 1_000_003
