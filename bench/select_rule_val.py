@@ -91,13 +91,14 @@ def candidates(det: AnomalyDetector, normals: ImageSet, train: ImageSet,
 def real_candidates(det: AnomalyDetector, normals: ImageSet, real: np.ndarray, train: ImageSet,
                     s: AnomalySettings) -> list[dict[str, Any]]:
     """Every candidate's AUROC of ``normals`` against real anomalies (floats in [0, 1]): the
-    selection's own machinery with the real images in place of its one synthetic family."""
+    selection's own machinery with the real images in place of its one synthetic family (one
+    draw: the real anomalies are there once, however few the normals)."""
     original = sel.make_anomalies
     sel.make_anomalies = lambda images, family, seed: (  # type: ignore[assignment]
         real[:len(images)], np.zeros(images.shape[:1] + images.shape[2:], bool))
     try:
         truth, _ = candidates(det, normals, train, replace(s, select_families=["mix"], select_objective="image",
-                                                            select_images=len(normals)))
+                                                            select_images=len(normals), select_draws=1))
     finally:
         sel.make_anomalies = original
     return truth

@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
 import aedetect.anomaly.select as sel
 
@@ -47,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
     args = ap.parse_args(argv)
-    import torch
-
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     everything = mnist_training_split(args.data_root)
     out: list[dict[str, Any]] = []
