@@ -13,7 +13,10 @@ selecting: ``auto`` (the default objective) and ``auto-no-pixels`` (the same wit
 raw-pixel kNN candidates, ``latent_source = pixels``), ``auto-bank-6000`` (a latent kNN bank
 of up to 6,000 training images instead of 2,000), ``auto-median`` (the families' AUROCs
 combined by their median), ``auto-shape-families`` (only the families that change a shape:
-cutpaste, elastic, affine, mirror), so that a change to the candidates or the rule is
+cutpaste, elastic, affine, mirror), ``auto-images-512`` / ``auto-images-1000`` (that many held-out
+normals instead of 256, with a 600 s budget so that no candidate is skipped), ``auto-draws-4``
+(four synthetic anomalies per held-out image and family instead of one), ``auto-weights-10``
+(latent weights 1, 3 and 10 among the candidates instead of 1 and 3), so that a change to the candidates or the rule is
 judged on validation data too.
 
     OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_objective_val.py --digits 3 4 6
@@ -24,10 +27,11 @@ judged on validation data too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -47,7 +51,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "auto": {}, "auto-no-pixels": {"select_sources": ["code", "features"]},
     "auto-bank-6000": {"select": "on", "latent_bank_size": 6000},
     "auto-median": {"select_combine": "median"},
-    "auto-shape-families": {"select_families": ["cutpaste", "elastic", "affine", "mirror"]}}
+    "auto-shape-families": {"select_families": ["cutpaste", "elastic", "affine", "mirror"]},
+    "auto-images-512": {"select_images": 512, "select_budget": 600.0},
+    "auto-images-1000": {"select_images": 1000, "select_budget": 600.0},
+    "auto-draws-4": {"select_draws": 4, "select_budget": 600.0},
+    "auto-weights-10": {}}
+# variant -> latent weights the selection's candidates use instead of select.LATENT_WEIGHTS
+WEIGHTS: dict[str, tuple[float, ...]] = {"auto-weights-10": (1.0, 3.0, 10.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         labels = np.r_[np.zeros(len(normals)), np.ones(len(anomalies))]
         row = {"digit": k, "seed": args.seed}
         for objective in args.variants:
-            det = detector("mnist", args.seed, args.epochs, (28, 28), VARIANTS[objective]).fit(train)
+            with latent_weights(WEIGHTS.get(objective)):
+                det = detector("mnist", args.seed, args.epochs, (28, 28), VARIANTS[objective]).fit(train)
             row[objective] = {"val_auroc": image_auroc(labels, det.anomaly_score(val)),
                               "chosen": det.calibration_["selection"]["chosen"]}
         rows.append(row)
@@ -85,6 +96,19 @@ def main(argv: list[str] | None = None) -> int:
                          for m in rs[0][objective] if m != "chosen"}
                 print(objective, kind, "mean validation", means)
     return 0
+
+
+@contextlib.contextmanager
+def latent_weights(weights: tuple[float, ...] | None) -> Iterator[None]:
+    """The selection's latent weights set to ``weights`` for one fit (None: unchanged)."""
+    import aedetect.anomaly.select as sel
+
+    before = sel.LATENT_WEIGHTS
+    sel.LATENT_WEIGHTS = weights or before
+    try:
+        yield
+    finally:
+        sel.LATENT_WEIGHTS = before
 
 
 def surface_row(texture: str, seed: int, variants: list[str]) -> dict[str, Any]:

@@ -96,9 +96,9 @@ def test_the_threshold_is_calibrated_with_the_chosen_settings(selected, split) -
 
 def test_a_detector_fitted_with_selection_reaches_the_bar_on_labelled_data_it_never_saw(selected, split) -> None:  # type: ignore[no-untyped-def]
     """Bar: image AUROC 0.97 on the held-out threes against all 1,615 other digits. Measured
-    0.994 with selection (digits are aligned objects, alignment 0.68, so the image objective
-    over the four shape families; it chose the raw-pixel kNN alone, as it does with all twelve
-    families); the head's default scoring (``anomaly.select = none``) gave 0.954 on the same
+    0.993 with selection (digits are aligned objects, alignment 0.68, so the image objective
+    over the four shape families, on 17 calibration + 13 early-stopping threes; it chose the
+    raw-pixel kNN alone, cosine; 0.994 with the euclidean one on the 17 alone); the head's default scoring (``anomaly.select = none``) gave 0.954 on the same
     split and seed. With 17 held-out normal images the choice is noisy (before the raw-pixel
     candidate it chose the ``features`` map here, 0.930); the suite (bench/anomaly_suite.py)
     measures it over classes and seeds."""
@@ -255,11 +255,38 @@ def test_the_families_can_be_combined_by_their_median(split) -> None:  # type: i
         AnomalySettings(select_combine="max").validate()
 
 
-def test_few_held_out_images_get_several_anomalies_each(selected, split) -> None:  # type: ignore[no-untyped-def]
-    """``select_draws = auto``: 17 held-out digits get 4 anomalies of each family (68 per
-    family), each draw from its own seed; from 64 images on, one. The families' AUROCs are over
-    every draw: the chosen candidate's recorded per-family AUROCs are recomputed here."""
+def test_few_held_out_images_are_topped_up_from_the_early_stopping_split(selected, split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``select_top_up``: the 17 calibration threes are fewer than ``select_images``, so the 13
+    threes of the early-stopping split (unseen by training) join the selection's normals, 30 in
+    all, and get 3 anomalies of each family; the threshold stays on the 17 calibration images.
+    Off, or with calibration images given separately (which may overlap the training images),
+    the selection uses the 17 alone."""
+    cfg = selected.config_
+    train, val = split[0].split(cfg.train.val_fraction, cfg.train.seed)
     rec = selected.calibration_["selection"]
+    assert len(val) == rec["normal_images_from_early_stopping"] == 13
+    assert rec["normal_images"] == 30 and rec["draws"] == 3 and rec["anomalies_per_family"] == 90
+    assert selected.calibration_["calib_images"] == 17
+    assert "(13 of the early-stopping split)" in (selection_line(selected.calibration_) or "")
+    off = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
+        "select_top_up": False, "select_sources": ["code"]}).fit(split[0])
+    assert off.calibration_["selection"]["normal_images"] == 17
+    assert off.calibration_["selection"]["normal_images_from_early_stopping"] == 0
+    rest, calib = AnomalyHead().calibration_split(train, val, cfg)
+    given = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={"select_sources": ["code"]})
+    given.fit(rest, calibration=calib)
+    assert given.calibration_["selection"]["normal_images_from_early_stopping"] == 0
+    assert given.calibration_["selection"]["normal_images"] == 17
+    with pytest.raises(ConfigError, match="select_top_up"):
+        AnomalySettings(select_top_up="yes").validate()  # type: ignore[arg-type]
+
+
+def test_few_held_out_images_get_several_anomalies_each(split) -> None:  # type: ignore[no-untyped-def]
+    """``select_draws = auto``: 17 held-out digits get 4 anomalies of each family (68 per
+    family; the top-up off, so that the 17 calibration images are all), each draw from its own
+    seed; from 64 images on, one."""
+    rec = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
+        "select_top_up": False, "select_sources": ["code"]}).fit(split[0]).calibration_["selection"]
     assert rec["normal_images"] == 17 and rec["draws"] == 4 and rec["anomalies_per_family"] == 68
     auto = AnomalySettings()
     assert [draws_of(auto, n, 4, 64) for n in (8, 17, 33, 64, 256)] == [8, 4, 2, 1, 1]
@@ -276,6 +303,23 @@ def test_few_held_out_images_get_several_anomalies_each(selected, split) -> None
     with pytest.raises(ConfigError, match="select_draws"):
         AnomalySettings(select_draws="many").validate()
     fixed = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
-        "select_draws": 1, "select_sources": ["code"]}).fit(split[0])
+        "select_draws": 1, "select_sources": ["code"], "select_top_up": False}).fit(split[0])
     assert fixed.calibration_["selection"]["draws"] == 1
     assert fixed.calibration_["selection"]["anomalies_per_family"] == 17
+
+
+def test_aedetect_fit_tops_up_only_its_own_split(split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``aedetect fit`` (aedetect.core.fit) tops the selection's normals up from its own
+    early-stopping split as the library does, and not when ``--calibration`` images are given;
+    the model file records it either way."""
+    from aedetect.core.fit import fit
+    from aedetect.core.modelfile import load_model
+    from aedetect.core.presets import build_config
+
+    cfg = build_config("small", overrides={**FAST, "train": {**FAST["train"], "epochs": 2, "device": "cpu"},
+                                           "anomaly": {"select_sources": ["code"]}})
+    train, val = split[0].split(cfg.train.val_fraction, cfg.train.seed)
+    own = load_model(fit(split[0], cfg, tmp_path / "own").model_path).calibration["selection"]
+    assert own["normal_images_from_early_stopping"] == len(val) == 13 and own["normal_images"] == 30
+    given = load_model(fit(train, cfg, tmp_path / "given", calibration=val).model_path).calibration["selection"]
+    assert given["normal_images_from_early_stopping"] == 0 and given["normal_images"] == len(val)

@@ -145,8 +145,10 @@ class AnomalyDetector:
         head = AnomalyHead()
         if calibration is None:
             train, calib = head.calibration_split(train, val, cfg)
+            top_up: ImageSet | None = val  # held out of the same images as `calib`
         else:
             calib = calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
+            top_up = None
         def new_trainer(output_mean: float | None = None) -> Trainer:
             model = initial_model(cfg)
             if output_mean is not None:
@@ -158,7 +160,7 @@ class AnomalyDetector:
         self.model_ = result.model.eval()
         self.config_ = cfg
         self.device = str(trainer.device)  # 'auto' resolved: scoring runs where training ran
-        self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device, train=train)
+        self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device, train=train, early_stopping=top_up)
         self.history_ = result.history
         if validation is not None:
             val = as_imageset(validation, self.config_)

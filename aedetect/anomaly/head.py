@@ -63,13 +63,17 @@ class AnomalyHead(BaseHead):
         return rest, calib
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
-                  train: ImageSet | None = None) -> dict[str, Any]:
+                  train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
         """Thresholds on the held-out normal images, with the scoring settings chosen first
         by label-free selection when ``anomaly.select`` asks for it (aedetect.anomaly.select),
         so the threshold is the chosen setting's. With ``map = features`` (or ``latent_bank =
         train``) the bank comes from ``train`` (the images the model trained on), never from
         ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
-        ``learned`` map's network is trained on ``train`` only."""
+        ``learned`` map's network is trained on ``train`` only. ``early_stopping``: the
+        early-stopping split, which tops up the selection's normal images when ``holdout`` is
+        small (only when the head held ``holdout`` out of the same images: calibration images
+        given separately mean the training images may overlap, e.g. crops of one picture); the
+        threshold is set on ``holdout`` alone."""
         from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
         from aedetect.anomaly.maps import run_model
         from aedetect.anomaly.select import select_settings, wants_selection
@@ -84,7 +88,8 @@ class AnomalyHead(BaseHead):
                 log.info("label-free selection skipped: %d held-out normal images (needs %d); the given "
                          "anomaly settings are kept", len(holdout), MIN_SELECT_IMAGES)
             else:
-                s, selection = select_settings(model, holdout, train, cfg, s, device)
+                s, selection = select_settings(model, holdout, train, cfg, s, device,
+                                               None if early_stopping is holdout else early_stopping)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
                                             ("anomaly.map 'learned'", s.map == "learned"),
                                             ("anomaly.latent_bank 'train'", s.latent == "knn" and s.latent_bank == "train"))

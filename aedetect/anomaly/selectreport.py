@@ -21,8 +21,10 @@ def selection_line(calibration: dict[str, Any]) -> str | None:
     what = (f"validation AUROC {rec['chosen_auroc']:.4f}" if pixel is None else
             f"validation objective {rec['chosen_auroc']:.4f}: image AUROC {rec['chosen_image_auroc']:.4f}, "
             f"pixel AUROC {pixel:.4f}")
+    topped = f" ({rec['normal_images_from_early_stopping']} of the early-stopping split)" \
+        if rec.get("normal_images_from_early_stopping") else ""
     return (f"scoring chosen without labels: {rec['chosen']} ({what} on "
-            f"{rec['normal_images']} held-out normal images vs synthetic anomalies of {len(rec['families'])} "
+            f"{rec['normal_images']} held-out normal images{topped} vs synthetic anomalies of {len(rec['families'])} "
             f"families ({', '.join(rec['families'])}); {vs}; {rec['candidates_scored']} candidates in "
             f"{rec['seconds']:g} s{skipped})")
 

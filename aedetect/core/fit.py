@@ -240,7 +240,10 @@ def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, tr
             val_set: ImageSet, calib_set: ImageSet, cfg: Config, data: str | ImageSet, run_dir: Path, *,
             normal_class: int | None, data_root: str | None, calibration_source: str | None = None) -> FitOutput:
     """Calibrate the head and write the model files, summary and metrics (rank 0)."""
-    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set)
+    # The early-stopping split may top up the anomaly selection's normals only when the head
+    # held the calibration images out of the same images (given ones may be crops of one picture).
+    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set,
+                                 early_stopping=val_set if calibration_source is None else None)
     source = source_name(data)
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,

@@ -45,9 +45,10 @@ class TaskHead(Protocol):
         """The on-the-fly input corruption for training, or None to reconstruct the input."""
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
-                  train: ImageSet | None = None) -> dict[str, Any]:
+                  train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
         """Fitted parameters saved in the model file's ``calibration`` record; ``train``: the
-        images the model trained on, for heads that keep something of them."""
+        images the model trained on, for heads that keep something of them; ``early_stopping``:
+        the early-stopping split, for heads that can use more held-out images."""
 
 
 class BaseHead:
@@ -77,7 +78,7 @@ class BaseHead:
         return None
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
-                  train: ImageSet | None = None) -> dict[str, Any]:
+                  train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
         return {}
 
 

@@ -77,7 +77,7 @@ class DenoiseHead(BaseHead):
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
-                  train: ImageSet | None = None) -> dict[str, Any]:
+                  train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
         """The recipe in normalised form plus the mean PSNR of noisy and denoised validation crops
         (fixed noise seed), so ``aedetect info`` shows what the model gained."""
         corrupt = self.corruption(cfg)
