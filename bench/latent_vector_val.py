@@ -15,7 +15,6 @@ median on normal images, as the selection combines them). The current vector (de
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import sys
@@ -30,7 +29,7 @@ from aedetect.anomaly.metrics import image_auroc
 from aedetect.data.imageset import ImageSet, scale_to_float
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mnist_val import mnist_training_split, validation_case
+from _mnist_val import training_split_for, validation_case, validation_parser
 from _results import print_means, write_json
 from anomaly_suite import detector
 
@@ -93,17 +92,8 @@ def digit_row(everything: ImageSet, k: int, seed: int, n_train: int, n_val: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--digits", nargs="+", type=int, default=[4, 8])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train", type=int, default=4800)
-    ap.add_argument("--val", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    everything = mnist_training_split(args.data_root)
+    args = validation_parser(__doc__, train=4800, val=1000, epochs=5, digits=[4, 8]).parse_args(argv)
+    everything = training_split_for(args)
     rows = []
     for k in args.digits:
         rows.append(digit_row(everything, k, args.seed, args.train, args.val, args.epochs))

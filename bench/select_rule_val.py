@@ -18,7 +18,6 @@ bench/select_family_val.py and bench/select_ensemble_val.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ from aedetect.anomaly.settings import FAMILY_NAMES, OBJECT_FAMILIES, AnomalySett
 from aedetect.data.imageset import ImageSet
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mnist_val import mnist_training_split, validation_case
+from _mnist_val import training_split_for, validation_case, validation_parser
 from _results import print_means, write_json
 from anomaly_suite import detector
 
@@ -117,19 +116,12 @@ def save_scores(path: Path, synth: list[dict[str, Any]], truth: list[dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--digits", nargs="+", type=int, default=list(range(10)))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train", type=int, default=1000)
-    ap.add_argument("--val", type=int, default=256, help="validation normals, and as many anomalies")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--json", default=None)
+    ap = validation_parser(__doc__, train=1000, val=256, epochs=5, digits=list(range(10)),
+                           val_help="validation normals, and as many anomalies")
     ap.add_argument("--cache", default=None, help="folder: every candidate's scores per digit (digit<k>-s<seed>.npz), "
                     "for bench/select_ensemble_val.py")
-    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
     args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    everything = mnist_training_split(args.data_root)
+    everything = training_split_for(args)
     out = []
     for k in args.digits:
         train, normals, anomalies = validation_case(everything, k, args.seed, args.train, args.val)

@@ -17,7 +17,6 @@ held-out images: 17, or 34 as if the early-stopping split were added).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -30,26 +29,18 @@ import torch
 import aedetect.anomaly.select as sel
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mnist_val import mnist_training_split, validation_case
+from _mnist_val import training_split_for, validation_case, validation_parser
 from _results import print_means, write_json
 from anomaly_suite import detector
 from select_rule_val import candidates, real_candidates
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--digits", nargs="+", type=int, default=list(range(10)))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--train", type=int, default=125)
+    ap = validation_parser(__doc__, train=125, val=500, epochs=30, digits=list(range(10)), seeds=True)
     ap.add_argument("--normals", nargs="+", type=int, default=[17, 34], help="held-out normals the selection uses")
     ap.add_argument("--draws", nargs="+", default=["1", "auto"], help="anomaly.select_draws values")
-    ap.add_argument("--val", type=int, default=500)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
     args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    everything = mnist_training_split(args.data_root)
+    everything = training_split_for(args)
     out: list[dict[str, Any]] = []
     most = max(args.normals)
     for seed in args.seeds:

@@ -5,10 +5,10 @@ test split is not read).
 The regime of the suite's 8x8 digits row, rebuilt where there are enough images to judge: for
 digit k, --train training images of k (121, as that row gives ``fit``) train the suite's
 object model for --epochs (30, as that row), through ``AnomalyDetector.fit`` and its own
-splits (10 % early stopping, 15 % of the rest calibration: 17 held-out normals); --val other
+splits (10 % early stopping, 15 % of the rest calibration: 16 held-out normals); --val other
 training images of k and --val training images of the other digits judge the pick. Each
 model is fitted twice with the same seed, ``anomaly.select_top_up`` = false (17 normals) and
-true (17 + the 12 of the early-stopping split); the training is the same (its loss history is
+true (16 + the 12 of the early-stopping split); the training is the same (its loss history is
 checked), only the selection differs.
 
     OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_topup_val.py \
@@ -17,7 +17,6 @@ checked), only the selection differs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any
@@ -29,23 +28,14 @@ from aedetect.anomaly.metrics import image_auroc
 from aedetect.data.imageset import ImageSet
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mnist_val import mnist_training_split, validation_case
+from _mnist_val import training_split_for, validation_case, validation_parser
 from _results import print_means, write_json
 from anomaly_suite import detector
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--digits", nargs="+", type=int, default=list(range(10)))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--train", type=int, default=121)
-    ap.add_argument("--val", type=int, default=500)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--data-root", default=os.environ.get("AEDETECT_DATA_ROOT"))
-    args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    everything = mnist_training_split(args.data_root)
+    args = validation_parser(__doc__, train=121, val=500, epochs=30, digits=list(range(10)), seeds=True).parse_args(argv)
+    everything = training_split_for(args)
     rows: list[dict[str, Any]] = []
     for seed in args.seeds:
         for k in args.digits:
@@ -54,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             labels = np.r_[np.zeros(len(normals)), np.ones(len(anomalies))]
             row: dict[str, Any] = {"digit": k, "seed": seed}
             losses = []
-            for name, on in (("17 held-out", False), ("topped up", True)):
+            for name, on in (("calibration only", False), ("topped up", True)):
                 det = detector("mnist", seed, args.epochs, (28, 28), {"select_top_up": on}).fit(train)
                 rec = det.calibration_["selection"]
                 losses.append([h.get("val_loss") for h in det.history_])
@@ -68,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 write_json(args.json, {"args": vars(args), "rows": rows})
     print_means("held-out normals", "mean real validation AUROC",
-                {n: float(np.mean([r[n]["val_auroc"] for r in rows])) for n in ("17 held-out", "topped up")})
+                {n: float(np.mean([r[n]["val_auroc"] for r in rows])) for n in ("calibration only", "topped up")})
     return 0
 
 

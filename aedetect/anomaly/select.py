@@ -286,7 +286,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
 
     ``top_up``: more normal images the model did not train on (the early-stopping split),
     added when ``holdout`` has fewer than ``select_images``: with 17 held-out images the pick
-    is noisy; 17 + 12 picked 96.61 against 96.14 on one-class MNIST's training split
+    is noisy; 16 + 12 picked 96.61 against 96.14 on one-class MNIST's training split
     (bench/select_topup_val.py, 30 models of 121 training images)."""
     t0 = time.perf_counter()
     seed = cfg.train.seed

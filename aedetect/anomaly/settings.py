@@ -84,8 +84,8 @@ select_top_up       when fewer than ``select_images`` held-out normal images exi
                     is still set on the held-out ones alone) up to that many, unless the
                     calibration images were given separately, which may overlap the
                     training images (true). On one-class MNIST's training split with 121
-                    training images per digit (17 + 12 normals, 30 models) the pick scored
-                    96.61 against 96.14 with the 17 alone (bench/select_topup_val.py).
+                    training images per digit (16 + 12 normals, 30 models) the pick scored
+                    96.61 against 96.14 with the 16 alone (bench/select_topup_val.py).
 select_objective    what the selection maximises: ``image`` (the image AUROC averaged
                     over the families), ``image+pixel`` (half that, half the pixel AUROC of
                     the candidate's map on the local families' masks) or ``auto`` (default):
