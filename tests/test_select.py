@@ -52,6 +52,13 @@ def selected(split):  # type: ignore[no-untyped-def]
     return AnomalyDetector(preset="small", epochs=25, overrides=FAST).fit(split[0])
 
 
+@pytest.fixture(scope="module")
+def untopped(split):  # type: ignore[no-untyped-def]
+    """A quick model whose selection ranks on the 17 calibration images alone."""
+    return AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
+        "select_top_up": False, "select_sources": ["code"]}).fit(split[0])
+
+
 def test_selection_applies_the_candidate_with_the_best_validation_auroc(selected, split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rec = selected.calibration_["selection"]
     aurocs = {c["name"]: c["auroc"] for c in rec["candidates"]}
@@ -255,7 +262,7 @@ def test_the_families_can_be_combined_by_their_median(split) -> None:  # type: i
         AnomalySettings(select_combine="max").validate()
 
 
-def test_few_held_out_images_are_topped_up_from_the_early_stopping_split(selected, split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_few_held_out_images_are_topped_up_from_the_early_stopping_split(selected, untopped, split) -> None:  # type: ignore[no-untyped-def]
     """``select_top_up``: the 17 calibration threes are fewer than ``select_images``, so the 13
     threes of the early-stopping split (unseen by training) join the selection's normals, 30 in
     all, and get 3 anomalies of each family; the threshold stays on the 17 calibration images.
@@ -268,10 +275,8 @@ def test_few_held_out_images_are_topped_up_from_the_early_stopping_split(selecte
     assert rec["normal_images"] == 30 and rec["draws"] == 3 and rec["anomalies_per_family"] == 90
     assert selected.calibration_["calib_images"] == 17
     assert "(13 of the early-stopping split)" in (selection_line(selected.calibration_) or "")
-    off = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
-        "select_top_up": False, "select_sources": ["code"]}).fit(split[0])
-    assert off.calibration_["selection"]["normal_images"] == 17
-    assert off.calibration_["selection"]["normal_images_from_early_stopping"] == 0
+    assert untopped.calibration_["selection"]["normal_images"] == 17
+    assert untopped.calibration_["selection"]["normal_images_from_early_stopping"] == 0
     rest, calib = AnomalyHead().calibration_split(train, val, cfg)
     given = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={"select_sources": ["code"]})
     given.fit(rest, calibration=calib)
@@ -281,12 +286,11 @@ def test_few_held_out_images_are_topped_up_from_the_early_stopping_split(selecte
         AnomalySettings(select_top_up="yes").validate()  # type: ignore[arg-type]
 
 
-def test_few_held_out_images_get_several_anomalies_each(split) -> None:  # type: ignore[no-untyped-def]
+def test_few_held_out_images_get_several_anomalies_each(untopped, split) -> None:  # type: ignore[no-untyped-def]
     """``select_draws = auto``: 17 held-out digits get 4 anomalies of each family (68 per
     family; the top-up off, so that the 17 calibration images are all), each draw from its own
     seed; from 64 images on, one."""
-    rec = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
-        "select_top_up": False, "select_sources": ["code"]}).fit(split[0]).calibration_["selection"]
+    rec = untopped.calibration_["selection"]
     assert rec["normal_images"] == 17 and rec["draws"] == 4 and rec["anomalies_per_family"] == 68
     auto = AnomalySettings()
     assert [draws_of(auto, n, 4, 64) for n in (8, 17, 33, 64, 256)] == [8, 4, 2, 1, 1]

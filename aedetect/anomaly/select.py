@@ -129,6 +129,12 @@ def anomalies_of(normals: np.ndarray, family: str, seed: int, draws: int) -> tup
     return np.concatenate([m[0] for m in made]), np.concatenate([m[1] for m in made])
 
 
+def sample_unit(images: ImageSet, most: int, seed: int) -> np.ndarray:
+    """A seeded sample of at most ``most`` of ``images`` (in their order), as floats in [0, 1]."""
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:most].sort().values
+    return images.images[pick].numpy().astype(np.float32) / float(images.max_value)
+
+
 def wants_selection(cfg: Config, s: AnomalySettings) -> bool:
     """``select = on``, or ``auto`` with no scoring key pinned in ``Config.anomaly``."""
     if s.select == "none":
@@ -197,14 +203,11 @@ class Validation:
         n, _, h, w = holdout.images.shape
         most = len(FAMILY_NAMES) if s.select_families == "auto" else len(s.select_families)
         per_set = max(8, min(s.select_images, MAX_FLOATS // ((1 + most) * h * w)))
-        pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:per_set].sort().values
-        normals = holdout.images[pick].numpy().astype(np.float32) / float(holdout.max_value)
+        normals = sample_unit(holdout, per_set, seed)
         self.n_top_up = 0
-        if top_up is not None and len(top_up) and len(pick) < per_set and top_up.images.shape[1:] == holdout.images.shape[1:]:
-            more = torch.randperm(len(top_up), generator=torch.Generator().manual_seed(seed + 1))
-            more = more[:per_set - len(pick)].sort().values
-            normals = np.concatenate([normals, top_up.images[more].numpy().astype(np.float32) / float(top_up.max_value)])
-            self.n_top_up = len(more)
+        if top_up is not None and len(normals) < per_set and top_up.images.shape[1:] == holdout.images.shape[1:]:
+            more = sample_unit(top_up, per_set - len(normals), seed + 1)
+            normals, self.n_top_up = np.concatenate([normals, more]), len(more)
         self.alignment = alignment(normals)
         self.families = families_of(s, self.alignment)
         self.n_normal = normals.shape[0]
