@@ -31,8 +31,9 @@ from aedetect.anomaly.settings import FAMILY_NAMES, OBJECT_FAMILIES
 SETS: dict[str, tuple[str, ...]] = {
     "all twelve": FAMILY_NAMES,
     "the six global": ("cutpaste", "mix", "elastic", "affine", "mirror", "contrast"),
-    "shape: cutpaste, elastic, affine, mirror (auto on objects)": OBJECT_FAMILIES,
-    "shape and patch": ("patch",) + OBJECT_FAMILIES,
+    "shape: elastic, affine, mirror (auto on objects)": OBJECT_FAMILIES,
+    "cutpaste, elastic, affine, mirror (auto before)": ("cutpaste", "elastic", "affine", "mirror"),
+    "the four and patch": ("patch", "cutpaste", "elastic", "affine", "mirror"),
     "intensity: stain, blur, shift, mix, contrast": ("stain", "blur", "shift", "mix", "contrast"),
     "all but mix and contrast": tuple(f for f in FAMILY_NAMES if f not in ("mix", "contrast")),
 }

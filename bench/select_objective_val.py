@@ -12,8 +12,8 @@ same images), and each is scored on the validation set. ``--variants`` adds othe
 selecting: ``auto`` (the default objective) and ``auto-no-pixels`` (the same without the
 raw-pixel kNN candidates, ``latent_source = pixels``), ``auto-bank-6000`` (a latent kNN bank
 of up to 6,000 training images instead of 2,000), ``auto-median`` (the families' AUROCs
-combined by their median), ``auto-shape-families`` (only the families that change a shape:
-cutpaste, elastic, affine, mirror), ``auto-images-512`` / ``auto-images-1000`` (that many held-out
+combined by their median), ``auto-shape-families`` (only the four families that change a shape,
+cutpaste, elastic, affine, mirror: ``auto`` on objects before cutpaste was left out), ``auto-images-512`` / ``auto-images-1000`` (that many held-out
 normals instead of 256, with a 600 s budget so that no candidate is skipped), ``auto-draws-4``
 (four synthetic anomalies per held-out image and family instead of one), ``auto-weights-10``
 (latent weights 1, 3 and 10 among the candidates instead of 1 and 3), so that a change to the candidates or the rule is

@@ -46,7 +46,7 @@ def _best(cands: list[dict[str, Any]], key: str = "auroc") -> dict[str, Any]:
 
 
 RULES: dict[str, Rule] = {
-    "image objective, the four shape families (select_families = auto on objects)": lambda c: _best(c, "shape_auroc"),
+    "image objective, the shape families (select_families = auto on objects)": lambda c: _best(c, "shape_auroc"),
     "image objective, all twelve families (all candidates)": lambda c: _best(c, "image_auroc"),
     "image objective, without raw-pixel kNN candidates": lambda c: _best(
         [x for x in c if "pixels/" not in x["name"]], "image_auroc"),

@@ -104,7 +104,7 @@ def test_the_threshold_is_calibrated_with_the_chosen_settings(selected, split) -
 def test_a_detector_fitted_with_selection_reaches_the_bar_on_labelled_data_it_never_saw(selected, split) -> None:  # type: ignore[no-untyped-def]
     """Bar: image AUROC 0.97 on the held-out threes against all 1,615 other digits. Measured
     0.993 with selection (digits are aligned objects, alignment 0.68, so the image objective
-    over the four shape families, on 17 calibration + 13 early-stopping threes; it chose the
+    over the three shape families, on 17 calibration + 13 early-stopping threes; it chose the
     raw-pixel kNN alone, cosine; 0.994 with the euclidean one on the 17 alone); the head's default scoring (``anomaly.select = none``) gave 0.954 on the same
     split and seed. With 17 held-out normal images the choice is noisy (before the raw-pixel
     candidate it chose the ``features`` map here, 0.930); the suite (bench/anomaly_suite.py)
