@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.head import AnomalyHead
+from aedetect.anomaly.head import MIN_SELECT_IMAGES, AnomalyHead
 from aedetect.anomaly.metrics import image_auroc
 from aedetect.anomaly.select import (
     ALIGNED,
@@ -310,6 +310,19 @@ def test_few_held_out_images_get_several_anomalies_each(untopped, split) -> None
         "select_draws": 1, "select_sources": ["code"], "select_top_up": False}).fit(split[0])
     assert fixed.calibration_["selection"]["draws"] == 1
     assert fixed.calibration_["selection"]["anomalies_per_family"] == 17
+
+
+def test_too_few_calibration_images_still_select_when_the_early_stopping_split_tops_them_up(split) -> None:  # type: ignore[no-untyped-def]
+    """7 calibration images are fewer than the 10 a selection needs, 7 + 13 early-stopping
+    images are not: the selection runs on the 20; without the top-up it is skipped."""
+    few = {"calib_fraction": 0.06, "select_sources": ["code"]}
+    topped = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly=few).fit(split[0])
+    rec = topped.calibration_["selection"]
+    assert topped.calibration_["calib_images"] == 7 < MIN_SELECT_IMAGES
+    assert rec["normal_images"] == 20 and rec["normal_images_from_early_stopping"] == 13
+    alone = AnomalyDetector(preset="small", epochs=2, overrides=FAST,
+                            anomaly={**few, "select_top_up": False}).fit(split[0])
+    assert alone.calibration_["calib_images"] == 7 and alone.calibration_.get("selection") is None
 
 
 def test_aedetect_fit_tops_up_only_its_own_split(split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -84,12 +84,13 @@ class AnomalyHead(BaseHead):
         overlap = check_overlap(holdout, train)
 
         if wants_selection(cfg, s):
-            if len(holdout) < MIN_SELECT_IMAGES:
+            top_up = None if early_stopping is holdout else early_stopping
+            usable = len(holdout) + (len(top_up) if top_up is not None and s.select_top_up else 0)
+            if usable < MIN_SELECT_IMAGES:  # the top-up counts: 5 calibration + 20 early-stopping images can rank
                 log.info("label-free selection skipped: %d held-out normal images (needs %d); the given "
-                         "anomaly settings are kept", len(holdout), MIN_SELECT_IMAGES)
+                         "anomaly settings are kept", usable, MIN_SELECT_IMAGES)
             else:
-                s, selection = select_settings(model, holdout, train, cfg, s, device,
-                                               None if early_stopping is holdout else early_stopping)
+                s, selection = select_settings(model, holdout, train, cfg, s, device, top_up)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
                                             ("anomaly.map 'learned'", s.map == "learned"),
                                             ("anomaly.latent_bank 'train'", s.latent == "knn" and s.latent_bank == "train"))
