@@ -312,9 +312,10 @@ def test_few_held_out_images_get_several_anomalies_each(untopped, split) -> None
     assert fixed.calibration_["selection"]["anomalies_per_family"] == 17
 
 
-def test_too_few_calibration_images_still_select_when_the_early_stopping_split_tops_them_up(split) -> None:  # type: ignore[no-untyped-def]
+def test_too_few_calibration_images_still_select_when_the_early_stopping_split_tops_them_up(split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """7 calibration images are fewer than the 10 a selection needs, 7 + 13 early-stopping
-    images are not: the selection runs on the 20; without the top-up it is skipped."""
+    images are not: the selection runs on the 20; without the top-up it is skipped, and the
+    model file, `aedetect info`'s line and metrics.json say why."""
     few = {"calib_fraction": 0.06, "select_sources": ["code"]}
     topped = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly=few).fit(split[0])
     rec = topped.calibration_["selection"]
@@ -323,6 +324,13 @@ def test_too_few_calibration_images_still_select_when_the_early_stopping_split_t
     alone = AnomalyDetector(preset="small", epochs=2, overrides=FAST,
                             anomaly={**few, "select_top_up": False}).fit(split[0])
     assert alone.calibration_["calib_images"] == 7 and alone.calibration_.get("selection") is None
+    from aedetect.anomaly.selectreport import model_metrics
+    from aedetect.core.info import describe
+
+    why = "label-free selection skipped: 7 held-out normal images (needs 10); the given anomaly settings are kept"
+    saved = describe(str(alone.save(tmp_path / "alone.safetensors")))["calibration"]
+    assert selection_line(saved) == why and model_metrics(saved)["selection_skipped"] == why
+    assert "selection_skipped" not in topped.calibration_ and "selection_skipped" not in model_metrics(topped.calibration_)
 
 
 def test_aedetect_fit_tops_up_only_its_own_split(split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -80,15 +80,16 @@ class AnomalyHead(BaseHead):
         from aedetect.anomaly.threshold import calibrate_scores
 
         s = AnomalySettings.from_config(cfg)
-        selection = None
+        selection, skipped = None, None
         overlap = check_overlap(holdout, train)
 
         if wants_selection(cfg, s):
             top_up = None if early_stopping is holdout else early_stopping
             usable = len(holdout) + (len(top_up) if top_up is not None and s.select_top_up else 0)
             if usable < MIN_SELECT_IMAGES:  # the top-up counts: 5 calibration + 20 early-stopping images can rank
-                log.info("label-free selection skipped: %d held-out normal images (needs %d); the given "
-                         "anomaly settings are kept", usable, MIN_SELECT_IMAGES)
+                skipped = (f"label-free selection skipped: {usable} held-out normal images (needs "
+                           f"{MIN_SELECT_IMAGES}); the given anomaly settings are kept")
+                log.info(skipped)
             else:
                 s, selection = select_settings(model, holdout, train, cfg, s, device, top_up)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
@@ -126,6 +127,8 @@ class AnomalyHead(BaseHead):
             cal["feature_bank"] = encode_bank(bank.cpu())
         if selection is not None:
             cal["selection"] = selection
+        if skipped is not None:  # `info` and metrics.json say so, so a user sees why nothing was chosen
+            cal["selection_skipped"] = skipped
         if overlap is not None:
             cal["overlap_with_training"] = overlap
         log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "

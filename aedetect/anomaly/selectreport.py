@@ -8,11 +8,12 @@ from typing import Any
 
 
 def selection_line(calibration: dict[str, Any]) -> str | None:
-    """One line naming the label-free choice and what it was chosen over, or None when the
-    settings were given (``anomaly.select = none``, a pinned recipe) or the file predates it."""
+    """One line naming the label-free choice and what it was chosen over; why it was skipped
+    (too few held-out normal images); or None when the settings were given (``anomaly.select
+    = none``, a pinned recipe) or the file predates it."""
     rec = calibration.get("selection")
     if not rec:
-        return None
+        return calibration.get("selection_skipped")
     given = rec.get("given_auroc")
     vs = f"given settings {rec.get('given')}: {given:.4f}" if isinstance(given, (int, float)) else "given settings not a candidate"
     skipped = f", {rec['candidates_skipped']} skipped at the {rec.get('budget_s'):g} s budget" \
@@ -41,4 +42,6 @@ def model_metrics(calibration: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"scoring_settings": {k: calibration.get("settings", {}).get(k) for k in SHOWN_SETTINGS}}
     if calibration.get("selection"):
         out["selection"] = calibration["selection"]
+    elif calibration.get("selection_skipped"):
+        out["selection_skipped"] = calibration["selection_skipped"]
     return out
