@@ -84,8 +84,8 @@ class AnomalyHead(BaseHead):
         overlap = check_overlap(holdout, train)
 
         if wants_selection(cfg, s):
-            top_up = None if early_stopping is holdout else early_stopping
-            usable = len(holdout) + (len(top_up) if top_up is not None and s.select_top_up else 0)
+            top_up = early_stopping if s.select_top_up and early_stopping is not holdout else None
+            usable = len(holdout) + (len(top_up) if top_up is not None else 0)
             if usable < MIN_SELECT_IMAGES:  # the top-up counts: 5 calibration + 20 early-stopping images can rank
                 skipped = (f"label-free selection skipped: {usable} held-out normal images (needs "
                            f"{MIN_SELECT_IMAGES}); the given anomaly settings are kept")

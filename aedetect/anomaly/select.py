@@ -287,13 +287,14 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
     """The settings chosen for ``model`` from normal images alone, and the selection record
     (candidates with their validation AUROC, the choice, the families, the time spent).
 
-    ``top_up``: more normal images the model did not train on (the early-stopping split),
-    added when ``holdout`` has fewer than ``select_images``: with 17 held-out images the pick
+    ``top_up``: more normal images the model did not train on (the early-stopping split; the
+    caller passes it only under ``select_top_up``), added when ``holdout`` has fewer than
+    ``select_images``: with 17 held-out images the pick
     is noisy; 16 + 12 picked 96.61 against 96.14 on one-class MNIST's training split
     (bench/select_topup_val.py, 30 models of 121 training images)."""
     t0 = time.perf_counter()
     seed = cfg.train.seed
-    val = Validation(model, holdout, cfg, s, device, seed, top_up if s.select_top_up else None)
+    val = Validation(model, holdout, cfg, s, device, seed, top_up)
     given = {k: getattr(s, k) for k in ("map", "smooth_sigma", "score", "topk_percent")}
     tried: list[dict[str, Any]] = []
     recon: dict[str, np.ndarray] = {}
