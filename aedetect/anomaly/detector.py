@@ -139,10 +139,11 @@ class AnomalyDetector:
         from aedetect.core.train import Trainer, initial_model
 
         cfg = self._config()
+        head = AnomalyHead()
+        head.ready(cfg)
         data = prepare_data(as_imageset(images, cfg), cfg)
         # The same three-way split as `aedetect fit`; no run folder unless ``out`` is given.
         train, val = data.split(cfg.train.val_fraction, cfg.train.seed)
-        head = AnomalyHead()
         if calibration is None:
             train, calib = head.calibration_split(train, val, cfg)
             top_up: ImageSet | None = val  # held out of the same images as `calib`
@@ -220,8 +221,9 @@ class AnomalyDetector:
         s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
         raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
                         batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
-                        bank=self._bank("feature_bank", self.device) if s.map == "features" else None,
-                        segmenter=self._bank("segmenter", self.device) if s.map == "learned" else None)
+                        bank=self._bank("feature_bank", self.device) if s.map in ("features", "pretrained") else None,
+                        segmenter=self._bank("segmenter", self.device) if s.map == "learned" else None,
+                        backbone=self._bank("pretrained_backbone", self.device) if s.map == "pretrained" else None)
         scores = combine_scores(raw, self.calibration_, s,
                                 bank=self._bank("latent_bank", "cpu") if s.latent == "knn" else None)
         scores = scores.numpy().astype(np.float64)
@@ -233,11 +235,15 @@ class AnomalyDetector:
             inputs=raw.inputs.numpy() if keep_images else None, recon=raw.recon.numpy() if keep_images else None)
 
     def _bank(self, key: str, device: "torch.device | str") -> Any:
-        """A fitted part of the calibration record (``feature_bank`` of ``map = features``,
-        ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map = learned``),
-        decoded once per detector, not per batch."""
+        """A fitted part of the calibration record (``feature_bank`` of ``map = features`` or
+        ``pretrained``, ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map =
+        learned``, the ``pretrained_backbone`` of ``map = pretrained``), decoded once per
+        detector, not per batch."""
+        from aedetect.anomaly.backbone import decode_backbone
         from aedetect.anomaly.latent import decode_bank
         from aedetect.anomaly.learned import decode_segmenter
+
+        decoders = {"segmenter": decode_segmenter, "pretrained_backbone": decode_backbone}
 
         cache = getattr(self, "_bank_cache", None)
         if cache is None or cache[0] is not self.calibration_:
@@ -245,10 +251,11 @@ class AnomalyDetector:
             self._bank_cache = cache
         if key not in cache[1]:
             if key not in self.calibration_:
-                need = {"feature_bank": "map 'features'", "latent_bank": "latent 'knn'"}.get(key, "map 'learned'")
+                need = {"feature_bank": "map 'features' or 'pretrained'", "latent_bank": "latent 'knn'",
+                        "pretrained_backbone": "map 'pretrained'"}.get(key, "map 'learned'")
                 raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({need} needs one)")
             d = self.calibration_[key]
-            cache[1][key] = decode_segmenter(d, device) if key == "segmenter" else decode_bank(d).to(device)
+            cache[1][key] = decoders[key](d, device) if key in decoders else decode_bank(d).to(device)
         return cache[1][key]
 
     def anomaly_score(self, images: Any) -> np.ndarray:

@@ -119,8 +119,8 @@ def export_anomaly(mf: ModelFile, out: str | Path, overwrite: bool = False, opse
     if mf.config.task != "anomaly" or "threshold" not in cal:
         raise ExportError(f"{mf.path}: not a calibrated anomaly model (task {mf.config.task!r})")
     s = AnomalySettings.from_config(cal.get("settings", mf.config.anomaly))
-    if s.map == "features":
-        raise ExportError(f"{mf.path}: anomaly.map 'features' cannot be exported to ONNX (a per-pixel "
+    if s.map in ("features", "pretrained"):
+        raise ExportError(f"{mf.path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
                           "nearest-neighbour search over the feature bank); score it with `aedetect score`")
     if mf.config.data.size is None:
         raise ExportError(f"{mf.path}: the model records no image size (data.size); the export fixes the "

@@ -17,6 +17,8 @@ Thresholds are then set on the calibration images, which the bank has not seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,15 +59,25 @@ def _vectors(f: Tensor) -> Tensor:
 @torch.no_grad()
 def build_bank(model: nn.Module, images: ImageSet, scaling: str, level: int, pool: int, size: int,
                device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0) -> Tensor:
-    """At most ``size`` feature vectors (M, C) of ``images``, sampled uniformly with ``seed``
-    (a reservoir over batches, so memory is one batch plus the bank)."""
+    """At most ``size`` feature vectors (M, C) of the encoder's level ``level`` on ``images``
+    (:func:`sample_vectors`)."""
     model.eval()
+    return sample_vectors(
+        lambda xb: encoder_features(model, scale_to_float(xb, images.max_value, scaling), level, pool),
+        images, size, device, batch_size, seed)
+
+
+@torch.no_grad()
+def sample_vectors(features: Callable[[Tensor], Tensor], images: ImageSet, size: int,
+                   device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0) -> Tensor:
+    """At most ``size`` of the vectors (M, C) that ``features`` gives at every location of
+    ``images`` (it takes a batch of the integer images on ``device``), sampled uniformly with
+    ``seed`` (a reservoir over batches, so memory is one batch plus the bank)."""
     g = torch.Generator().manual_seed(seed)
     bank: Tensor | None = None
     keys: Tensor | None = None
     for i in range(0, len(images), batch_size):
-        xb = scale_to_float(images.images[i:i + batch_size].to(device), images.max_value, scaling)
-        v = _vectors(encoder_features(model, xb, level, pool)).cpu()
+        v = _vectors(features(images.images[i:i + batch_size].to(device))).cpu()
         k = torch.rand(v.shape[0], generator=g)  # keep the `size` smallest keys: a uniform sample
         bank = v if bank is None else torch.cat([bank, v])
         keys = k if keys is None else torch.cat([keys, k])
@@ -76,14 +88,22 @@ def build_bank(model: nn.Module, images: ImageSet, scaling: str, level: int, poo
     return bank
 
 
-def feature_distance_map(f: Tensor, bank: Tensor, level: int, size: tuple[int, int]) -> Tensor:
-    """(N, 1, H, W) distance of every location of the pooled level-``level`` features ``f`` to
-    the nearest bank vector, bilinearly upsampled to the image ``size`` (H, W)."""
-    n, c, h, w = f.shape
+def nearest_distance(f: Tensor, bank: Tensor) -> Tensor:
+    """(N, 1, h, w) distance of every location's vector of ``f`` (N, C, h, w) to the nearest
+    bank vector."""
+    n, _, h, w = f.shape
     q = _vectors(f)
     bank = bank.to(q.device)
     d = torch.cat([torch.cdist(q[i:i + 8192], bank).min(1).values for i in range(0, q.shape[0], 8192)])
+    return d.reshape(n, 1, h, w)
+
+
+def feature_distance_map(f: Tensor, bank: Tensor, level: int, size: tuple[int, int]) -> Tensor:
+    """(N, 1, H, W) distance of every location of the pooled level-``level`` features ``f`` to
+    the nearest bank vector, bilinearly upsampled to the image ``size`` (H, W)."""
+    h, w = f.shape[-2:]
+    d = nearest_distance(f, bank)
     # Level L sees the padded input at 1/2**L of its size: scale to the padded input, then
     # crop the padding off.
-    m = F.interpolate(d.reshape(n, 1, h, w), size=(h << level, w << level), mode="bilinear", align_corners=False)
+    m = F.interpolate(d, size=(h << level, w << level), mode="bilinear", align_corners=False)
     return m[..., :size[0], :size[1]]

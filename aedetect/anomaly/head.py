@@ -54,6 +54,15 @@ class AnomalyHead(BaseHead):
                 raise ConfigError(f"anomaly.latent_level: {s.latent_level} is not a level of this model "
                                   f"(-1..{len(cfg.model.widths) - 1})")
 
+    def ready(self, cfg: Config) -> None:
+        """``map = pretrained`` needs the ImageNet weights to train; a model file does not (it
+        keeps the part of the network it uses)."""
+        if AnomalySettings.from_config(cfg).map == "pretrained":
+            from aedetect.anomaly.backbone import weights_file
+
+            if not weights_file().is_file():
+                raise ConfigError(f"anomaly.map 'pretrained': {weights_file()}: no such weights file")
+
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
         """(images to train on, images to calibrate on)."""
         frac = AnomalySettings.from_config(cfg).calib_fraction
@@ -93,6 +102,7 @@ class AnomalyHead(BaseHead):
             else:
                 s, selection = select_settings(model, holdout, train, cfg, s, device, top_up)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
+                                            ("anomaly.map 'pretrained'", s.map == "pretrained"),
                                             ("anomaly.map 'learned'", s.map == "learned"),
                                             ("anomaly.latent_bank 'train'", s.latent == "knn" and s.latent_bank == "train"))
                       if on]
@@ -107,6 +117,15 @@ class AnomalyHead(BaseHead):
             # The float16 values the model file keeps and scoring will see, so the threshold is
             # set on the scores `score` computes (the float32 bank moved them by about 5e-5).
             bank = decode_bank(encode_bank(bank.cpu())).to(device)
+        backbone = None
+        if s.map == "pretrained":
+            from aedetect.anomaly.backbone import build_pretrained_bank, decode_backbone, encode_backbone, load_backbone, scale_of
+
+            stored = encode_backbone(load_backbone())
+            backbone = decode_backbone(stored, device)  # what scoring will load from the model file
+            bank = build_pretrained_bank(backbone, train, scale_of(s.pretrained_scale, tuple(train.images.shape[-2:])),
+                                         s.pretrained_bank, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+            bank = decode_bank(encode_bank(bank.cpu())).to(device)  # the float16 values scoring will see
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":
             latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed)
@@ -117,7 +136,8 @@ class AnomalyHead(BaseHead):
             segmenter = train_segmenter(model, train, cfg.data.scaling, s.learned_steps, s.learned_width,
                                         s.learned_batch, device, seed=cfg.train.seed)
         raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
-                        batch_size=cfg.train.batch_size, keep_images=False, bank=bank, segmenter=segmenter)
+                        batch_size=cfg.train.batch_size, keep_images=False, bank=bank, segmenter=segmenter,
+                        backbone=backbone)
         cal = calibrate_scores(raw, s, len(holdout), latent_bank)
         if segmenter is not None:
             from aedetect.anomaly.learned import encode_segmenter
@@ -125,6 +145,8 @@ class AnomalyHead(BaseHead):
             cal["segmenter"] = encode_segmenter(segmenter)
         if bank is not None:
             cal["feature_bank"] = encode_bank(bank.cpu())
+        if backbone is not None:
+            cal["pretrained_backbone"] = stored
         if selection is not None:
             cal["selection"] = selection
         if skipped is not None:  # `info` and metrics.json say so, so a user sees why nothing was chosen

@@ -80,12 +80,16 @@ class RawScores:
 @torch.no_grad()
 def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s: AnomalySettings,
               device: torch.device | str = "cpu", batch_size: int = 64, keep_images: bool = True,
-              on_batch: Any = None, bank: Tensor | None = None, segmenter: nn.Module | None = None) -> RawScores:
+              on_batch: Any = None, bank: Tensor | None = None, segmenter: nn.Module | None = None,
+              backbone: nn.Module | None = None) -> RawScores:
     """Score integer images (N, C, H, W) in batches; ``on_batch(n)`` reports progress;
-    ``bank``: the training feature vectors ``map = features`` needs, ``segmenter``: the network
-    ``map = learned`` needs (both from the calibration record)."""
-    if s.map == "features" and bank is None:
-        raise ConfigError("anomaly.map: 'features' needs the feature bank of a calibrated model")
+    ``bank``: the training feature vectors ``map = features`` or ``pretrained`` needs,
+    ``segmenter``: the network ``map = learned`` needs, ``backbone``: the pretrained extractor
+    ``map = pretrained`` needs (all from the calibration record)."""
+    if s.map in ("features", "pretrained") and bank is None:
+        raise ConfigError(f"anomaly.map: {s.map!r} needs the feature bank of a calibrated model")
+    if s.map == "pretrained" and backbone is None:
+        raise ConfigError("anomaly.map: 'pretrained' needs the feature extractor of a calibrated model")
     if s.map == "learned" and segmenter is None:
         raise ConfigError("anomaly.map: 'learned' needs the trained network of a calibrated model")
     model.eval()
@@ -100,6 +104,11 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
 
             f = pool_features(skips[s.feature_level], s.feature_pool)
             m = smooth(feature_distance_map(f, bank, s.feature_level, tuple(xb.shape[-2:])),  # type: ignore[arg-type]
+                       s.smooth_sigma)
+        elif s.map == "pretrained":
+            from aedetect.anomaly.backbone import pretrained_map, scale_of
+
+            m = smooth(pretrained_map(backbone, xu, bank, scale_of(s.pretrained_scale, tuple(xb.shape[-2:]))),  # type: ignore[arg-type]
                        s.smooth_sigma)
         elif s.map == "learned":
             from aedetect.anomaly.learned import learned_map

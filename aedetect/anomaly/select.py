@@ -30,8 +30,10 @@ Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` /
 the code, for convolutional models the deepest encoder features on a grid, or the pixels
 themselves at up to 32x32, the raw-pixel kNN that beats small autoencoders on small aligned
 images; metric euclidean or cosine; weight 1 or 3; ``select_sources`` names the vectors
-tried), and each latent vector alone; last, for convolutional
-models, the ``features`` map (ranked with a bank of 5,000 training feature vectors) x the same
+tried), and each latent vector alone; on surfaces (``select_pretrained``), right after the
+reconstruction maps, the ``pretrained`` map (ImageNet features, aedetect.anomaly.backbone,
+ranked with a bank of 5,000 training feature vectors) x the same smoothings and aggregations;
+last, for convolutional models, the ``features`` map (ranked with a bank of 5,000 training feature vectors) x the same
 smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
 for minutes.
 """
@@ -81,6 +83,12 @@ ALIGNED = 0.1
 # with 125 training images and 17 held-out normals per digit (as the 8x8 digits row has; 30
 # models, bench/select_small_val.py) 4 draws picked 96.97 against 96.75 for one.
 MIN_ANOMALIES = 64
+PRETRAINED_CHUNK = 64  # images per pass of the pretrained extractor (its activations at 2x are large)
+# Pretrained feature vectors its candidates are ranked with (the head then keeps
+# ``pretrained_bank``, 10,000): the nearest-neighbour search over 176 numbers at every stride-4
+# location is the costliest candidate (1,160 crops of 64x64 on one core: 29 s of features plus
+# 47 s of search with 5,000 vectors, 19 s with 2,000).
+PRETRAINED_RANK_BANK = 2000
 MAX_DRAWS = 8
 DRAW_SEED_STEP = 1_000_003
 
@@ -133,6 +141,16 @@ def sample_unit(images: ImageSet, most: int, seed: int) -> np.ndarray:
     """A seeded sample of at most ``most`` of ``images`` (in their order), as floats in [0, 1]."""
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:most].sort().values
     return images.images[pick].numpy().astype(np.float32) / float(images.max_value)
+
+
+def wants_pretrained(s: AnomalySettings, share: float) -> bool:
+    """Whether the ``pretrained`` map is a candidate: ``select_pretrained = on``, or ``auto`` on
+    surfaces (alignment below :data:`ALIGNED`), and only where its weights are installed."""
+    from aedetect.anomaly.backbone import available
+
+    if s.select_pretrained == "off" or (s.select_pretrained == "auto" and share >= ALIGNED):
+        return False
+    return available()
 
 
 def wants_selection(cfg: Config, s: AnomalySettings) -> bool:
@@ -268,6 +286,15 @@ class Validation:
             for i in range(0, self.x.shape[0], CHUNK)])
         return self.aggregations(raw, "features")
 
+    @torch.no_grad()
+    def pretrained_scores(self, net: nn.Module, bank: Tensor, scale: int) -> dict[tuple[float, str, float], np.ndarray]:
+        """Image scores of the ``pretrained`` map (distance of ImageNet features to ``bank``)."""
+        from aedetect.anomaly.backbone import pretrained_map
+
+        raw = torch.cat([pretrained_map(net, self.x[i:i + PRETRAINED_CHUNK].to(self.device), bank, scale).cpu()  # type: ignore[arg-type]
+                         for i in range(0, self.x.shape[0], PRETRAINED_CHUNK)])
+        return self.aggregations(raw, "pretrained")
+
     def aggregations(self, raw: Tensor, kind: str) -> dict[tuple[float, str, float], np.ndarray]:
         """Image scores of every smoothing x aggregation of one map kind; records each smoothed
         map's pixel AUROC on the local families' masks on the way."""
@@ -322,6 +349,18 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
             recon[candidate_name(o)] = sc
             add(o, sc)
     n_recon = len(MAPS) * len(SIGMAS) * len(AGGREGATIONS)  # what the skipped combinations would have been
+    if wants_pretrained(s, val.alignment) and train is not None and len(train) >= 2:
+        if over_budget():
+            skipped += len(SIGMAS) * len(AGGREGATIONS)
+        else:
+            from aedetect.anomaly.backbone import build_pretrained_bank, load_backbone, scale_of
+
+            net = load_backbone(device)
+            scale = scale_of(s.pretrained_scale, tuple(holdout.images.shape[-2:]))
+            bank = build_pretrained_bank(net, train, scale, min(s.pretrained_bank, PRETRAINED_RANK_BANK), device,
+                                         PRETRAINED_CHUNK, seed)
+            for (sigma, how, pct), sc in val.pretrained_scores(net, bank, scale).items():
+                add({"map": "pretrained", "smooth_sigma": sigma, "score": how, "topk_percent": pct}, sc)
     n_latent = len(val.vectors) * 2 * (1 + len(LATENT_WEIGHTS) * n_recon)
     if train is None or len(train) < 2:
         log.info("label-free selection: no training images for a latent bank; latent kNN candidates skipped")
@@ -343,7 +382,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
                 lat = lat / max(float(np.median(lat[:val.n_normal])), 1e-12)
                 lo = {"latent": "knn", "latent_source": source, "latent_metric": metric, "latent_bank": "train"}
                 add({**given, **lo, "recon_weight": 0.0, "latent_weight": 1.0}, lat)
-                for t in [t for t in tried if t["settings"].get("latent") != "knn"]:  # a copy: add() appends
+                for t in [t for t in tried if t["name"] in recon]:  # reconstruction maps alone; a copy: add() appends
                     rs = recon[t["name"]]
                     rs = rs / max(float(np.median(rs[:val.n_normal])), 1e-12)
                     for w in LATENT_WEIGHTS:

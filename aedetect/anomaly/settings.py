@@ -15,7 +15,10 @@ map                 per-pixel error: ``mse`` (squared error, mean over channels)
                     (aedetect.anomaly.featuremap; for stochastic textures), or ``learned``: a
                     small segmentation network on the input and the residual, trained after
                     the autoencoder on anomalies made from the training images
-                    (aedetect.anomaly.learned). Default ``mse``.
+                    (aedetect.anomaly.learned), or ``pretrained``: distance of ImageNet-pretrained
+                    features (EfficientNet-Lite0's first blocks, aedetect.anomaly.backbone) at
+                    each location to the nearest such features of the training images, as
+                    PatchCore does (for textures and surfaces; needs no training). Default ``mse``.
 mix                 weights of the sub-maps for ``map = mix``, e.g. ``{"mse": 1, "ssim": 0.05}``;
                     the maps have different scales, so the weights are not fractions.
 ssim_window         odd SSIM window size (11).
@@ -50,6 +53,11 @@ recon_weight        weight of the reconstruction part (1.0); 0 = the latent scor
 feature_level       encoder level whose features ``map = features`` compares, 0 = first (1).
 feature_pool        averaging window of those features, odd, 1 = none (5).
 feature_bank        at most this many training feature vectors are kept (30000).
+pretrained_scale    enlargement of the images before ``map = pretrained`` extracts features:
+                    a whole number, or ``auto`` (default): enough for a shorter side of 128
+                    pixels, at most 4 (a 64-pixel crop: 2).
+pretrained_bank     at most this many training feature vectors ``map = pretrained`` keeps
+                    (10000; each image location is one vector of 176 numbers).
 learned_steps       training steps of the ``learned`` map's network (1500).
 learned_batch       images per step, half of them with a made-up anomaly (16).
 learned_width       channels of that network (32).
@@ -61,7 +69,13 @@ select              label-free choice of the scoring settings at fit time
                     (aedetect.anomaly.synthetic), unless ``Config.anomaly`` pins one of those
                     keys itself; ``on`` chooses even then; ``none`` keeps the given settings.
                     Default ``auto``.
-select_budget       seconds the selection may spend after its first candidates (60); past
+select_pretrained   whether the ``pretrained`` map is a candidate: ``auto`` (default) on surfaces
+                    (``select_objective = auto``'s test below) when its weights are installed,
+                    ``on`` everywhere they are, ``off`` never. Not on aligned objects by default:
+                    it was chosen on textures' validation bands and not checked on digits.
+select_budget       seconds the selection may spend after its first candidates (120; the
+                    ``pretrained`` candidate alone takes about 50 s for 1,160 64x64 crops on one
+                    CPU core, the others together about 40 s); past
                     it, the candidates not yet scored are skipped and counted in the record.
 select_images       at most this many held-out normal images it uses, fewer for large
                     images (256).
@@ -103,13 +117,14 @@ from typing import Any
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError
 
-MAPS = ("mse", "l1", "ssim", "mix", "features", "learned")
+MAPS = ("mse", "l1", "ssim", "mix", "features", "learned", "pretrained")
 SCORES = ("max", "mean", "topk")
 LATENTS = ("none", "knn")
 LATENT_SOURCES = ("code", "features", "pixels")
 LATENT_METRICS = ("euclidean", "cosine")
 LATENT_BANKS = ("calib", "train")
 SELECTS = ("auto", "on", "none")
+SELECT_PRETRAINED = ("auto", "on", "off")
 OBJECTIVES = ("auto", "image", "image+pixel")
 COMBINES = ("mean", "median")
 # The keys label-free selection chooses; a config that sets any of them pins the scoring, and
@@ -117,7 +132,8 @@ COMBINES = ("mean", "median")
 SCORING_KEYS = frozenset({"map", "mix", "ssim_window", "smooth_sigma", "score", "topk_percent", "latent",
                           "latent_source", "latent_level", "latent_grid", "latent_metric", "latent_bank",
                           "latent_bank_size", "latent_k", "latent_weight", "recon_weight", "feature_level",
-                          "feature_pool", "feature_bank", "learned_steps", "learned_batch", "learned_width"})
+                          "feature_pool", "feature_bank", "learned_steps", "learned_batch", "learned_width",
+                          "pretrained_scale", "pretrained_bank"})
 FAMILY_NAMES = ("patch", "scratch", "stain", "hole", "blur", "shift",
                 "cutpaste", "mix", "elastic", "affine", "mirror", "contrast")  # aedetect.anomaly.synthetic
 # ``select_families = auto`` on aligned objects: the families that change a shape. On one-class
@@ -159,11 +175,14 @@ class AnomalySettings:
     feature_level: int = 1
     feature_pool: int = 5
     feature_bank: int = 30000
+    pretrained_scale: int | str = "auto"
+    pretrained_bank: int = 10000
     learned_steps: int = 1500
     learned_batch: int = 16
     learned_width: int = 32
     select: str = "auto"
-    select_budget: float = 60.0
+    select_pretrained: str = "auto"
+    select_budget: float = 120.0
     select_images: int = 256
     select_families: list[str] | str = "auto"
     select_draws: int | str = "auto"
@@ -204,6 +223,12 @@ class AnomalySettings:
         choice("select", SELECTS)
         choice("select_objective", OBJECTIVES)
         choice("select_combine", COMBINES)
+        choice("select_pretrained", SELECT_PRETRAINED)
+        if self.pretrained_scale != "auto" and (isinstance(self.pretrained_scale, bool)
+                                                or not isinstance(self.pretrained_scale, int)
+                                                or not 1 <= self.pretrained_scale <= 8):
+            raise ConfigError(f"anomaly.pretrained_scale: expected auto or an integer in [1, 8], "
+                              f"got {self.pretrained_scale!r}")
         if self.select_families != "auto" and (not isinstance(self.select_families, list) or not self.select_families
                                                or any(f not in FAMILY_NAMES for f in self.select_families)):
             raise ConfigError(f"anomaly.select_families: expected auto or a list of some of {', '.join(FAMILY_NAMES)}, "
@@ -246,6 +271,7 @@ class AnomalySettings:
         integer("feature_level", 0)
         integer("feature_pool", 1, odd=True)
         integer("feature_bank", 1)
+        integer("pretrained_bank", 1)
         integer("learned_steps", 1)
         integer("learned_batch", 2)
         integer("learned_width", 4)

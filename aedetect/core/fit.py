@@ -186,6 +186,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
          init: dict[str, Any] | None = None, init_name: str | None = None,
          calibration: str | ImageSet | None = None) -> FitOutput:
     head = get_head(cfg.task)
+    head.ready(cfg)
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
     given_calib = None if calibration is None else calibration_data(head, calibration, cfg, data_root, images)
     run_dir = Path(resume) if resume is not None else on_main(dist, lambda: new_run_dir(out))

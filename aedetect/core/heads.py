@@ -34,6 +34,11 @@ class TaskHead(Protocol):
     def validate(self, cfg: Config) -> None:
         """Check the head's own settings (``cfg.anomaly`` / ``cfg.denoise``); ConfigError if bad."""
 
+    def ready(self, cfg: Config) -> None:
+        """Check what training with ``cfg`` needs beyond the settings (files, installed
+        packages), before the first epoch; not run when a model file is loaded, which must
+        score without them."""
+
     def training_data(self, data: str | ImageSet, cfg: Config, normal_class: int | None = None,
                       data_root: str | None = None) -> ImageSet:
         """The images to train on, from the ``DATA`` argument of ``aedetect fit``."""
@@ -59,6 +64,9 @@ class BaseHead:
     builds_own_data = False
 
     def validate(self, cfg: Config) -> None:
+        return None
+
+    def ready(self, cfg: Config) -> None:
         return None
 
     def training_data(self, data: str | ImageSet, cfg: Config, normal_class: int | None = None,
