@@ -16,8 +16,9 @@ combined by their median), ``auto-shape-families`` (only the four families that 
 cutpaste, elastic, affine, mirror: ``auto`` on objects before cutpaste was left out), ``auto-images-512`` / ``auto-images-1000`` (that many held-out
 normals instead of 256, with a 600 s budget so that no candidate is skipped), ``auto-draws-4``
 (four synthetic anomalies per held-out image and family instead of one), ``auto-weights-10``
-(latent weights 1, 3 and 10 among the candidates instead of 1 and 3), so that a change to the candidates or the rule is
-judged on validation data too.
+(latent weights 1, 3 and 10 among the candidates instead of 1 and 3), ``auto-no-pretrained``
+(without the ImageNet candidates, ``select_pretrained = off``: ``auto`` before they were added),
+so that a change to the candidates or the rule is judged on validation data too.
 
     OMP_NUM_THREADS=1 AEDETECT_DATA_ROOT=/work/shared/data python bench/select_objective_val.py --digits 3 4 6
     OMP_NUM_THREADS=1 python bench/select_objective_val.py --digits --textures brick grass gravel cell immunohistochemistry moon
@@ -55,7 +56,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "auto-images-512": {"select_images": 512, "select_budget": 600.0},
     "auto-images-1000": {"select_images": 1000, "select_budget": 600.0},
     "auto-draws-4": {"select_draws": 4, "select_budget": 600.0},
-    "auto-weights-10": {}}
+    "auto-weights-10": {}, "auto-no-pretrained": {"select_pretrained": "off"}}
 # variant -> latent weights the selection's candidates use instead of select.LATENT_WEIGHTS
 WEIGHTS: dict[str, tuple[float, ...]] = {"auto-weights-10": (1.0, 3.0, 10.0)}
 

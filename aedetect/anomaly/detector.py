@@ -22,7 +22,7 @@ from torch import Tensor
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.errors import DataError, ModelFileError
-from aedetect.anomaly.maps import run_model
+from aedetect.anomaly.maps import run_model, uses_backbone
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.threshold import combine_scores, f1_threshold, normalise
 
@@ -223,7 +223,7 @@ class AnomalyDetector:
                         batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
                         bank=self._bank("feature_bank", self.device) if s.map in ("features", "pretrained") else None,
                         segmenter=self._bank("segmenter", self.device) if s.map == "learned" else None,
-                        backbone=self._bank("pretrained_backbone", self.device) if s.map == "pretrained" else None)
+                        backbone=self._bank("pretrained_backbone", self.device) if uses_backbone(s) else None)
         scores = combine_scores(raw, self.calibration_, s,
                                 bank=self._bank("latent_bank", "cpu") if s.latent == "knn" else None)
         scores = scores.numpy().astype(np.float64)
@@ -252,7 +252,7 @@ class AnomalyDetector:
         if key not in cache[1]:
             if key not in self.calibration_:
                 need = {"feature_bank": "map 'features' or 'pretrained'", "latent_bank": "latent 'knn'",
-                        "pretrained_backbone": "map 'pretrained'"}.get(key, "map 'learned'")
+                        "pretrained_backbone": "map or latent_source 'pretrained'"}.get(key, "map 'learned'")
                 raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({need} needs one)")
             d = self.calibration_[key]
             cache[1][key] = decoders[key](d, device) if key in decoders else decode_bank(d).to(device)

@@ -122,6 +122,9 @@ def export_anomaly(mf: ModelFile, out: str | Path, overwrite: bool = False, opse
     if s.map in ("features", "pretrained"):
         raise ExportError(f"{mf.path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
                           "nearest-neighbour search over the feature bank); score it with `aedetect score`")
+    if s.latent == "knn" and s.latent_source == "pretrained":
+        raise ExportError(f"{mf.path}: anomaly.latent_source 'pretrained' cannot be exported to ONNX yet; score "
+                          "it with `aedetect score`")
     if mf.config.data.size is None:
         raise ExportError(f"{mf.path}: the model records no image size (data.size); the export fixes the "
                           "calibration size")

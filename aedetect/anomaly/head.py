@@ -55,9 +55,10 @@ class AnomalyHead(BaseHead):
                                   f"(-1..{len(cfg.model.widths) - 1})")
 
     def ready(self, cfg: Config) -> None:
-        """``map = pretrained`` needs the ImageNet weights to train; a model file does not (it
-        keeps the part of the network it uses)."""
-        if AnomalySettings.from_config(cfg).map == "pretrained":
+        """``map`` or ``latent_source = pretrained`` needs the ImageNet weights to train; a model
+        file does not (it keeps the part of the network it uses)."""
+        s = AnomalySettings.from_config(cfg)
+        if s.map == "pretrained" or (s.latent == "knn" and s.latent_source == "pretrained"):
             from aedetect.anomaly.backbone import weights_file
 
             if not weights_file().is_file():
@@ -84,7 +85,7 @@ class AnomalyHead(BaseHead):
         given separately mean the training images may overlap, e.g. crops of one picture); the
         threshold is set on ``holdout`` alone."""
         from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
-        from aedetect.anomaly.maps import run_model
+        from aedetect.anomaly.maps import run_model, uses_backbone
         from aedetect.anomaly.select import select_settings, wants_selection
         from aedetect.anomaly.threshold import calibrate_scores
 
@@ -117,18 +118,22 @@ class AnomalyHead(BaseHead):
             # The float16 values the model file keeps and scoring will see, so the threshold is
             # set on the scores `score` computes (the float32 bank moved them by about 5e-5).
             bank = decode_bank(encode_bank(bank.cpu())).to(device)
-        backbone = None
-        if s.map == "pretrained":
-            from aedetect.anomaly.backbone import build_pretrained_bank, decode_backbone, encode_backbone, load_backbone, scale_of
+        backbone, stored = None, None
+        if uses_backbone(s):
+            from aedetect.anomaly.backbone import decode_backbone, encode_backbone, load_backbone
 
             stored = encode_backbone(load_backbone())
             backbone = decode_backbone(stored, device)  # what scoring will load from the model file
+        if s.map == "pretrained":
+            from aedetect.anomaly.backbone import build_pretrained_bank, scale_of
+
             bank = build_pretrained_bank(backbone, train, scale_of(s.pretrained_scale, tuple(train.images.shape[-2:])),
                                          s.pretrained_bank, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
             bank = decode_bank(encode_bank(bank.cpu())).to(device)  # the float16 values scoring will see
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":
-            latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed)
+            latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed,
+                                            backbone)
         segmenter = None
         if s.map == "learned":
             from aedetect.anomaly.learned import train_segmenter
@@ -145,7 +150,7 @@ class AnomalyHead(BaseHead):
             cal["segmenter"] = encode_segmenter(segmenter)
         if bank is not None:
             cal["feature_bank"] = encode_bank(bank.cpu())
-        if backbone is not None:
+        if stored is not None:
             cal["pretrained_backbone"] = stored
         if selection is not None:
             cal["selection"] = selection

@@ -19,8 +19,10 @@ from aedetect.data.imageset import ImageSet, scale_to_float
 PIXEL_GRID = 32  # ``latent_source = pixels``: the input averaged to at most this many pixels a side
 
 
-def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor) -> Tensor:
-    """(N, D) vectors of the latent kNN score, from one ``forward_parts`` pass over ``x``.
+def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor,
+                   backbone: nn.Module | None = None, unit: Tensor | None = None) -> Tensor:
+    """(N, D) vectors of the latent kNN score, from one ``forward_parts`` pass over ``x``
+    (``latent_source = pretrained``: from the ``backbone`` on ``unit``, the images in [0, 1]).
 
     ``latent_source = code``: the code, pooled to at most 4x4. ``features``: a level's feature
     map averaged to a ``latent_grid`` grid, which keeps where in the image each feature fired;
@@ -31,9 +33,19 @@ def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor
     not their overall strength. ``pixels``: the input itself (as the model sees it), averaged to
     at most 32x32: the raw-pixel kNN that is the strongest simple baseline on small aligned
     data (the 8x8 digits: 99.70 against the CAE's 99.16), here a candidate next to the model's
-    own vectors, so the selection can add it where it helps.
+    own vectors, so the selection can add it where it helps. ``pretrained``: ImageNet features
+    (aedetect.anomaly.backbone) of the image enlarged to about 56 pixels, averaged to a 2x2
+    grid (704 numbers): what a network that has seen a million pictures finds in the whole
+    image, where the small autoencoder sees only what its few normal images taught it.
     """
-    if s.latent_source == "pixels":
+    if s.latent_source == "pretrained":
+        from aedetect.anomaly.backbone import LATENT_GRID, LATENT_TARGET_SIDE, scale_of
+
+        if backbone is None or unit is None:
+            raise ValueError("latent_source 'pretrained' needs the backbone and the images in [0, 1]")
+        f = backbone(unit.float(), scale_of(s.pretrained_scale, tuple(unit.shape[-2:]), LATENT_TARGET_SIDE))
+        v = F.adaptive_avg_pool2d(f, LATENT_GRID).flatten(1)
+    elif s.latent_source == "pixels":
         g = (min(PIXEL_GRID, x.shape[-2]), min(PIXEL_GRID, x.shape[-1]))
         v = (F.adaptive_avg_pool2d(x.float(), g) if g != tuple(x.shape[-2:]) else x.float()).flatten(1)
     elif s.latent_source == "features":
@@ -47,24 +59,29 @@ def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor
 
 @torch.no_grad()
 def encode_latent(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s: AnomalySettings,
-                  device: torch.device | str = "cpu", batch_size: int = 64) -> Tensor:
+                  device: torch.device | str = "cpu", batch_size: int = 64, backbone: nn.Module | None = None) -> Tensor:
     """(N, D) latent vectors of integer images (N, C, H, W), in batches; no maps are made."""
     model.eval()
     out = []
     for i in range(0, images.shape[0], batch_size):
-        xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
-        _, z, skips = model.forward_parts(xb)  # type: ignore[operator]
-        out.append(latent_vectors(z, skips, s, xb).cpu())
+        raw = images[i:i + batch_size].to(device)
+        xb = scale_to_float(raw, max_value, cfg.data.scaling)
+        if s.latent_source == "pretrained":  # the autoencoder is not needed
+            z, skips = xb, []
+        else:
+            _, z, skips = model.forward_parts(xb)  # type: ignore[operator]
+        out.append(latent_vectors(z, skips, s, xb, backbone, raw.float() / max_value).cpu())
     return torch.cat(out)
 
 
 def train_latent_bank(model: nn.Module, images: ImageSet, cfg: Config, s: AnomalySettings,
-                      device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0) -> Tensor:
+                      device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0,
+                      backbone: nn.Module | None = None) -> Tensor:
     """Latent vectors of a seeded sample of at most ``latent_bank_size`` training images
     (``latent_bank = train``): a bank of the images the model learnt normality from, larger
     than the calibration set and disjoint from it."""
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:s.latent_bank_size].sort().values
-    return encode_latent(model, images.images[pick], images.max_value, cfg, s, device, batch_size)
+    return encode_latent(model, images.images[pick], images.max_value, cfg, s, device, batch_size, backbone)
 
 
 SHORTLIST_MARGIN = 16  # extra candidates the fast distance pass keeps for the exact one

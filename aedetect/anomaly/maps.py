@@ -23,6 +23,11 @@ from aedetect.data.imageset import float_to_unit, scale_to_float
 from aedetect.errors import ConfigError
 
 
+def uses_backbone(s: AnomalySettings) -> bool:
+    """Whether the scoring needs the pretrained extractor (aedetect.anomaly.backbone)."""
+    return s.map == "pretrained" or (s.latent == "knn" and s.latent_source == "pretrained")
+
+
 def error_map(x: Tensor, y: Tensor, s: AnomalySettings) -> Tensor:
     """Per-pixel error (N, 1, H, W) between input ``x`` and reconstruction ``y``, both in [0, 1]."""
 
@@ -88,8 +93,8 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
     ``map = pretrained`` needs (all from the calibration record)."""
     if s.map in ("features", "pretrained") and bank is None:
         raise ConfigError(f"anomaly.map: {s.map!r} needs the feature bank of a calibrated model")
-    if s.map == "pretrained" and backbone is None:
-        raise ConfigError("anomaly.map: 'pretrained' needs the feature extractor of a calibrated model")
+    if uses_backbone(s) and backbone is None:
+        raise ConfigError("anomaly.map / latent_source: 'pretrained' needs the feature extractor of a calibrated model")
     if s.map == "learned" and segmenter is None:
         raise ConfigError("anomaly.map: 'learned' needs the trained network of a calibrated model")
     model.eval()
@@ -119,7 +124,7 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
         maps.append(m.cpu())
         scores.append(image_score(m, s.score, s.topk_percent).cpu())
         if s.latent == "knn":
-            codes.append(latent_vectors(z, skips, s, xb).cpu())
+            codes.append(latent_vectors(z, skips, s, xb, backbone, xu).cpu())
         if keep_images:
             ins.append(xu.cpu())
             recs.append(yu.cpu())
