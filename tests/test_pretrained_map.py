@@ -99,7 +99,7 @@ def test_selection_tries_the_pretrained_map_on_a_surface_and_not_when_off() -> N
     train, calib = train.subset(list(range(0, len(train), 2))), calib.subset(list(range(12)))
     runs = {}
     for mode in ("auto", "off"):
-        det = AnomalyDetector(preset="small", epochs=1, seed=0, anomaly={"select_pretrained": mode},
+        det = AnomalyDetector(preset="small", epochs=1, seed=0, anomaly={"select_pretrained": mode, "select_draws": 1},
                               overrides=TRAIN).fit(train, calibration=calib)
         runs[mode] = det.calibration_["selection"]
     names = {mode: [c["name"] for c in sel["candidates"]] for mode, sel in runs.items()}
@@ -142,3 +142,25 @@ def test_selection_tries_the_pretrained_vector_on_aligned_objects(digits) -> Non
     names = [c["name"] for c in det.calibration_["selection"]["candidates"]]
     assert any("pretrained/cosine kNN" in n for n in names)
     assert not any(n.startswith("pretrained ") for n in names)  # the map is a surfaces' candidate
+
+
+def test_pretrained_latent_vector_exports_to_onnx_with_parity(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The extractor travels in the ONNX graph: its scores match aedetect's."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from aedetect.anomaly.export import export_anomaly
+    from aedetect.core.modelfile import load_model
+
+    zeros = digits.subset(np.flatnonzero(digits.classes.numpy() == 0)[:120].tolist())
+    det = AnomalyDetector(preset="small", epochs=1, seed=0,
+                          anomaly={"latent": "knn", "latent_source": "pretrained", "latent_bank": "train",
+                                   "latent_metric": "cosine", "latent_weight": 3.0, "map": "ssim"},
+                          overrides={"train": {"batch_size": 32}}).fit(zeros)
+    path = det.save(tmp_path / "m.safetensors")
+    out = export_anomaly(load_model(path), tmp_path / "m.onnx")
+    images = digits.images[:200]
+    _, _, score = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"images": images.numpy().astype(np.float32) / digits.max_value})
+    want = det.anomaly_score(images)
+    assert np.abs(score - want).max() <= 1e-4 * np.abs(want).max()

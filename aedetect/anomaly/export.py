@@ -5,13 +5,14 @@ integer pixels divided by the type's maximum, after the model file's channel and
 policy); it applies the model's own scaling inside. It computes the same map and score as
 :meth:`AnomalyDetector.score` (``run_model`` + ``combine_scores``): ``mse``, ``l1``, ``ssim``,
 ``mix``, ``learned`` (its network travels in the graph), the smoothing, the image-score
-aggregation, and the latent kNN part with its bank as a constant. The threshold, pixel
+aggregation, and the latent kNN part with its bank as a constant (with ``latent_source =
+pretrained`` the ImageNet extractor travels in the graph too). The threshold, pixel
 threshold and the normalised score's constants go to the metadata properties, so a caller
 flags ``score > threshold`` exactly as aedetect does.
 
-Not exported: ``map = features``: every pixel's nearest neighbour among up to 30,000 training
-feature vectors is a (pixels x bank) distance matrix per image, gigabytes per batch in a graph
-that cannot chunk it; such a model is scored with aedetect.
+Not exported: ``map = features`` or ``pretrained``: every pixel's nearest neighbour among up to
+30,000 (10,000) training feature vectors is a (pixels x bank) distance matrix per image,
+gigabytes per batch in a graph that cannot chunk it; such a model is scored with aedetect.
 
 Height and width are fixed at the model's calibration size (batch is dynamic): the threshold
 was set on top-k means over that many pixels, with the SSIM window and smoothing radius that
@@ -68,6 +69,11 @@ class AnomalyGraph(nn.Module):
 
             self.segmenter = decode_segmenter(calibration["segmenter"], "cpu").eval()
         self.latent = s.latent == "knn"
+        self.backbone: nn.Module | None = None
+        if self.latent and s.latent_source == "pretrained":
+            from aedetect.anomaly.backbone import decode_backbone
+
+            self.backbone = decode_backbone(calibration["pretrained_backbone"], "cpu").eval()
         if self.latent:
             self.register_buffer("bank", decode_bank(calibration["latent_bank"]))
             self.recon_scale = float(calibration["recon_scale"])
@@ -85,7 +91,7 @@ class AnomalyGraph(nn.Module):
             m = error_map(xu, yu, self.s)
         score = image_score(m, self.s.score, self.s.topk_percent)
         if self.latent:
-            lat = knn_distance_graph(latent_vectors(z, skips, self.s, xb), self.bank, self.s.latent_k)
+            lat = knn_distance_graph(latent_vectors(z, skips, self.s, xb, self.backbone, xu), self.bank, self.s.latent_k)
             score = (self.s.recon_weight * score / self.recon_scale
                      + self.s.latent_weight * lat / self.latent_scale)
         return yu, m, score
@@ -122,9 +128,6 @@ def export_anomaly(mf: ModelFile, out: str | Path, overwrite: bool = False, opse
     if s.map in ("features", "pretrained"):
         raise ExportError(f"{mf.path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
                           "nearest-neighbour search over the feature bank); score it with `aedetect score`")
-    if s.latent == "knn" and s.latent_source == "pretrained":
-        raise ExportError(f"{mf.path}: anomaly.latent_source 'pretrained' cannot be exported to ONNX yet; score "
-                          "it with `aedetect score`")
     if mf.config.data.size is None:
         raise ExportError(f"{mf.path}: the model records no image size (data.size); the export fixes the "
                           "calibration size")

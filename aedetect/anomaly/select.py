@@ -29,12 +29,13 @@ Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` /
 ``topk`` 5 % / ``max``, each alone or plus a latent kNN score (bank: training images; vector:
 the code, for convolutional models the deepest encoder features on a grid, or the pixels
 themselves at up to 32x32, the raw-pixel kNN that beats small autoencoders on small aligned
-images; metric euclidean or cosine; weight 1 or 3; ``select_sources`` names the vectors
-tried), and each latent vector alone; on surfaces (``select_pretrained``), right after the
-reconstruction maps, the ``pretrained`` map (ImageNet features, aedetect.anomaly.backbone,
-ranked with a bank of 5,000 training feature vectors) x the same smoothings and aggregations;
-last, for convolutional models, the ``features`` map (ranked with a bank of 5,000 training feature vectors) x the same
-smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
+images, and on aligned objects ImageNet features of the whole image (``select_pretrained``);
+metric euclidean or cosine; weight 1 or 3; ``select_sources`` names the vectors tried), and
+each latent vector alone; on surfaces (``select_pretrained``), right after the reconstruction
+maps, the ``pretrained`` map (ImageNet features at every place, aedetect.anomaly.backbone,
+ranked with a bank of 2,000 training feature vectors) x the same smoothings and its top 1 %,
+top 5 % or max; last, for convolutional models, the ``features`` map (ranked with a bank of
+5,000 training feature vectors) x the same smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
 for minutes.
 """
 
