@@ -80,7 +80,8 @@ select_pretrained   whether the ImageNet candidates are tried (where the weights
                     left it at 99.25 against 99.22 with 4,800 (bench/select_objective_val.py).
 select_budget       seconds the selection may spend after its first candidates (120; the
                     ``pretrained`` candidate alone takes about 50 s for 1,160 64x64 crops on one
-                    CPU core, the others together about 40 s); past
+                    CPU core; all the others took 35-63 s of wall time per surface model in
+                    the suite before it was added); past
                     it, the candidates not yet scored are skipped and counted in the record.
 select_images       at most this many held-out normal images it uses, fewer for large
                     images (256).
