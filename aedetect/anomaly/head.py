@@ -57,12 +57,14 @@ class AnomalyHead(BaseHead):
     def ready(self, cfg: Config) -> None:
         """``map`` or ``latent_source = pretrained`` needs the ImageNet weights to train; a model
         file does not (it keeps the part of the network it uses)."""
-        s = AnomalySettings.from_config(cfg)
-        if s.map == "pretrained" or (s.latent == "knn" and s.latent_source == "pretrained"):
+        from aedetect.anomaly.maps import uses_backbone
+
+        if uses_backbone(AnomalySettings.from_config(cfg)):
             from aedetect.anomaly.backbone import weights_file
 
-            if not weights_file().is_file():
-                raise ConfigError(f"anomaly.map 'pretrained': {weights_file()}: no such weights file")
+            path = weights_file()
+            if not path.is_file():
+                raise ConfigError(f"anomaly.map / latent_source 'pretrained': {path}: no such weights file")
 
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
         """(images to train on, images to calibrate on)."""

@@ -377,7 +377,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
         else:
             from aedetect.anomaly.backbone import build_pretrained_bank, load_backbone, scale_of
 
-            net = load_backbone(device)
+            net = val.backbone if val.backbone is not None else load_backbone(device)  # `on`: the vector's too
             scale = scale_of(s.pretrained_scale, tuple(holdout.images.shape[-2:]))
             bank = build_pretrained_bank(net, train, scale, min(s.pretrained_bank, PRETRAINED_RANK_BANK), device,
                                          PRETRAINED_CHUNK, seed)
