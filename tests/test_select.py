@@ -17,6 +17,7 @@ from aedetect.anomaly.metrics import image_auroc
 from aedetect.anomaly.select import (
     ALIGNED,
     PixelLabels,
+    Validation,
     alignment,
     anomalies_of,
     auroc,
@@ -192,6 +193,36 @@ def test_auroc_helper_and_family_names() -> None:
     a, b = rng.normal(size=50), rng.normal(1, size=40)
     assert auroc(a, b) == pytest.approx(image_auroc(np.r_[np.zeros(50), np.ones(40)], np.r_[a, b]))
     assert tuple(FAMILIES) == FAMILY_NAMES  # the settings list the families the generator has
+
+
+def test_a_costly_candidate_is_ranked_on_a_sample_of_each_familys_anomalies(untopped, split) -> None:  # type: ignore[no-untyped-def]
+    """Validation.ranked (the pretrained map's candidates): every normal image, then at most k
+    distinct anomalies from each family's own block; the per-family AUROC and the pixel labels
+    of the sample are those of the images it holds; None keeps them all."""
+    from dataclasses import replace
+
+    det = untopped
+    s = replace(AnomalySettings.from_config(det.config_), select_objective="image+pixel",
+                select_families=list(FAMILY_NAMES))
+    normals = split[1].subset(torch.nonzero(split[1].labels == 0).ravel())
+    val = Validation(det.model_, normals, det.config_, s, "cpu", seed=0)
+    n, m, k = val.n_normal, val.n_normal * val.draws, 5
+    r = val.ranked(k)
+    assert r.n_normal == n and r.per_family == k and len(r.index) == n + k * len(val.families)
+    assert torch.equal(r.index[:n], torch.arange(n))
+    scores = np.random.default_rng(0).random(len(val.x))
+    per = val.split(scores[r.index.numpy()], r)
+    for i, f in enumerate(val.families):
+        block = r.index[n + k * i:n + k * (i + 1)]
+        assert len(set(block.tolist())) == k and bool(((block >= n + m * i) & (block < n + m * (i + 1))).all())
+        assert per[f] == pytest.approx(auroc(scores[:n], scores[block.numpy()]))
+    assert r.pixels.local == val.pixels.local and r.pixels.local
+    maps = torch.zeros((len(r.index), 1, *val.x.shape[-2:]))
+    for i, f in enumerate(val.families):  # a map that is exactly each sampled anomaly's mask
+        picked = (r.index[n + k * i:n + k * (i + 1)] - n - m * i).numpy()
+        maps[n + k * i:n + k * (i + 1), 0] = torch.from_numpy(val.masks[i][picked].astype(np.float32))
+    assert r.pixels.auroc(maps) == 1.0
+    assert torch.equal(val.ranked(None).index, torch.arange(len(val.x)))
 
 
 def test_pixel_auroc_of_a_map_on_the_local_families_masks() -> None:

@@ -79,8 +79,10 @@ select_pretrained   whether the ImageNet candidates are tried (where the weights
                     98.08 with 121 training images per digit (20 models, 17 better, 1 worse) and
                     left it at 99.25 against 99.22 with 4,800 (bench/select_objective_val.py).
 select_budget       seconds the selection may spend after its first candidates (120; the
-                    ``pretrained`` candidate alone takes about 50 s for 1,160 64x64 crops on one
-                    CPU core; all the others took 35-63 s of wall time per surface model in
+                    ``pretrained`` candidate alone took about 50 s for 1,160 64x64 crops on one
+                    CPU core, ranked now on 32 anomalies per family: 63-98 s -> 43-61 s for
+                    the whole selection of a surface model, bench/select_pretrained_rank_val.py;
+                    all the others took 35-63 s of wall time per surface model in
                     the suite before it was added); past
                     it, the candidates not yet scored are skipped and counted in the record.
 select_images       at most this many held-out normal images it uses, fewer for large
