@@ -96,7 +96,8 @@ PRETRAINED_RANK_BANK = 2000
 # ran past its budget on it (1,885 crops). None: all of them. With 32, on the six surfaces'
 # calibration bands (the suite's models, seed 0, bench/select_pretrained_rank_val.py), the pick
 # stayed on five and went from top 5 % to top 1 % on grass (0.9458 / 0.9429 image AUROC on its
-# validation defects, bench/pretrained_map_val.py); the selection took 43-61 s instead of 63-98 s.
+# validation defects, bench/pretrained_map_val.py); on the five rows timed side by side the selection
+# took 43-61 s instead of 63-98 s.
 PRETRAINED_RANK_ANOMALIES: int | None = 32
 # The pretrained map's image scores: its top pixels, not its mean. The map measures how new
 # each place looks; its mean over the image measures how far the whole crop drifts, which is

@@ -81,7 +81,7 @@ select_pretrained   whether the ImageNet candidates are tried (where the weights
 select_budget       seconds the selection may spend after its first candidates (120; the
                     ``pretrained`` candidate alone took about 50 s for 1,160 64x64 crops on one
                     CPU core, ranked now on 32 anomalies per family: 63-98 s -> 43-61 s for
-                    the whole selection of a surface model, bench/select_pretrained_rank_val.py;
+                    the whole selection of five surface models, bench/select_pretrained_rank_val.py;
                     all the others took 35-63 s of wall time per surface model in
                     the suite before it was added); past
                     it, the candidates not yet scored are skipped and counted in the record.
