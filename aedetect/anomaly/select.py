@@ -210,7 +210,8 @@ class PixelLabels:
     def __init__(self, n_normal: int, families: list[str], masks: list[np.ndarray], seed: int,
                  local: list[str] | None = None) -> None:
         """``masks``: each family's (M, H, W) masks, M anomalies per family (``draws`` x n_normal);
-        ``local``: the local families, where a sample of them was told by all the masks."""
+        ``local``: the local families when ``masks`` are a sample of each family's (told from
+        all of them, so a sample's coverage cannot move a family across the line)."""
         rng = np.random.default_rng(seed)
         hw = masks[0].shape[1] * masks[0].shape[2] if masks else 0
         self.local = local if local is not None else [
@@ -316,8 +317,7 @@ class Validation:
         picks = [torch.randperm(m, generator=g)[:k].sort().values for _ in self.families]
         index = torch.cat([torch.arange(self.n_normal)] + [self.n_normal + m * i + p for i, p in enumerate(picks)])
         masks = [f[p.numpy()] for f, p in zip(self.masks, picks)]
-        return Ranked(index, self.n_normal, k,
-                      PixelLabels(self.n_normal, self.families, masks, self.seed, self.pixels.local if masks else []))
+        return Ranked(index, self.n_normal, k, PixelLabels(self.n_normal, self.families, masks, self.seed, self.pixels.local))
 
     def split(self, scores: np.ndarray, ranked: Ranked | None = None) -> dict[str, float]:
         """AUROC per family of one candidate's scores (normals first, then family by family),
