@@ -152,7 +152,8 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     ``shard``: score only that share of DATA and also write what :mod:`aedetect.anomaly.merge`
     needs to join the shards into one run (shard.json, pixel_metrics.npz).
     """
-    check_score_options(model, data, out, batch_size, max_images)  # before any work
+    # before any work:
+    check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
     if shard is not None and isinstance(data, ImageSet):
         raise DataError("--shard: needs DATA as a folder or a dataset name, not images in memory")
     with writes_to(out if out is not None else "runs"):  # a write error names the run folder

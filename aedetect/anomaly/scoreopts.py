@@ -9,20 +9,22 @@ from typing import Any
 
 from aedetect.core.checks import check_model_path, check_whole_number
 from aedetect.errors import AedetectError, ConfigError
-from aedetect.util.outdir import check_not_inside, check_out_folder
+from aedetect.util.outdir import check_may_write, check_out_folder
 
 
 def check_score_options(model: str | Path, data: Any, out: str | Path | None, batch_size: int,
-                        max_images: int | None) -> None:
+                        max_images: int | None, inputs: tuple[str | Path | None, ...] = ()) -> None:
     """Batch size, image limit, model path and output folder (new or empty, creatable, not
-    inside DATA), all before anything is loaded."""
+    inside DATA nor inside any other input folder: ``inputs``, e.g. --normal-dir, whose next
+    scan would take the heat maps for images), all before anything is loaded."""
     check_whole_number("--batch-size", batch_size, 1)
     if max_images is not None:
         check_whole_number("--max-images", max_images, 1)
     check_model_path(model)
     check_out_folder(out)
-    if out is not None and isinstance(data, (str, Path)):
-        check_not_inside(out, data)
+    if out is not None:
+        folders = [data] if isinstance(data, (str, Path)) else []
+        check_may_write(out, [*folders, *(i for i in inputs if i is not None)])
 
 
 CALIBRATION_RULES = ("f1", "fpr")

@@ -81,6 +81,7 @@ def fit(
         cfg = build_config(preset, recipe, overrides)
     if init is not None and resume is not None:
         raise ConfigError("--init: a resumed run continues from its checkpoint; give --init or --resume, not both")
+    check_run_outside_data(out if resume is None else resume, data, calibration)
     output = run_fit(data, cfg, out, normal_class=normal_class, data_root=data_root, resume=resume, init=init,
                      calibration=calibration,
                      tensorboard=tensorboard_dir if tensorboard else None, run_name=run_name,
@@ -98,3 +99,13 @@ def fit(
         + f", best val loss {r.best_val_loss:.5f} at epoch {r.best_epoch}, "
         f"{r.seconds:.1f} s on {r.device}")
     typer.echo(str(output.model_path))
+
+
+def check_run_outside_data(out: Path | None, data: str, calibration: str | None) -> None:
+    """The run folder (``--out``, or the default ``runs/`` of the working folder) must lie
+    outside DATA and the calibration folder: the next fit on DATA would train on the run's
+    PNGs (reconstructions, loss curves) as if they were images of the data."""
+    from aedetect.util.outdir import check_may_write
+
+    check_may_write(out if out is not None else Path("runs"), [data, *([calibration] if calibration else [])],
+                    "--out" if out is not None else "--out (default runs/)")

@@ -48,7 +48,8 @@ def score(
     """
     from aedetect.anomaly.scoreopts import check_score_options
 
-    check_score_options(model, data, out, batch_size, max_images)  # before torch is even imported
+    # before torch is even imported:
+    check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
     from aedetect.data.shard import resolve_shard
 
     part = resolve_shard(shard)

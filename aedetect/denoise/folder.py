@@ -26,8 +26,8 @@ from aedetect.data.io import ImageReadError, read_image, write_image_atomic
 from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
-from aedetect.util.fsutil import is_within, write_text_atomic
-from aedetect.util.outdir import check_not_inside, remove_orphans
+from aedetect.util.fsutil import write_text_atomic
+from aedetect.util.outdir import OutputPathError, check_may_write, check_not_inside, input_holding, remove_orphans
 from aedetect.util.progress import progress_bar
 from aedetect.util.text import printable
 
@@ -63,8 +63,11 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
     for f in files:
         rel = f.relative_to(src_root)
         target = out / rel
-        if target.resolve() == f.resolve():
-            raise DataError(f"{target}: output would overwrite its input; choose another --out")
+        # Every target, not only --out: an --out that holds the input folder maps a nested
+        # input (in/in/x.png) onto another input (in/x.png).
+        if input_holding(target, [input_path]) is not None:
+            raise OutputPathError(f"--out {out}: would write {target} inside the input {input_path}; "
+                                  "choose an --out outside it")
         jobs.append((f, target, rel.as_posix()))
     return jobs
 
@@ -72,9 +75,7 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
 def check_csv_target(csv_path: Path, input_path: Path, overwrite: bool) -> None:
     """The metrics CSV obeys the rule of every output: never written over an existing file
     (an input image included) unless ``overwrite``, and never inside the input tree."""
-    inside = is_within(csv_path, input_path) if input_path.is_dir() else csv_path.resolve() == input_path.resolve()
-    if inside:
-        raise DataError(f"--csv {csv_path}: inside the input {input_path}; nothing is written there")
+    check_may_write(csv_path, [input_path], "--csv")
     if csv_path.exists() and not overwrite:
         raise DataError(f"--csv {csv_path}: already exists; not written over (use --overwrite to replace it)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,16 +15,35 @@ class OutputPathError(AedetectError):
     """An output path that would overwrite, or mix with, something the user owns."""
 
 
+def input_holding(path: str | Path, inputs: Iterable[str | Path]) -> Path | None:
+    """The input (a file, or a folder tree) that ``path`` is or lies inside, links resolved;
+    None if it touches none. Inputs that do not exist (a dataset by name) hold nothing."""
+    p = Path(path).resolve()
+    for src in inputs:
+        s = Path(src)
+        if not s.exists():
+            continue
+        r = s.resolve()
+        if p == r or (s.is_dir() and r in p.parents):
+            return s
+    return None
+
+
+def check_may_write(path: str | Path, inputs: Iterable[str | Path], option: str = "--out") -> None:
+    """The one rule for every output path: never an input file and never inside an input
+    folder, whatever the path's spelling (``..``, a symlink, an ``--out`` that is a parent of
+    the input). Outputs there would replace the user's data or be taken for inputs by the
+    next run; refused in one line before any work."""
+    src = input_holding(path, inputs)
+    if src is not None:
+        raise OutputPathError(f"{option} {path}: inside the input {src} (or the input itself); nothing is "
+                              "written there (outputs would replace inputs or be taken for them on the next run)")
+
+
 def check_not_inside(out: str | Path, inputs: str | Path, option: str = "--out") -> None:
-    """Refuse ``out`` equal to the input folder or below it: the next run would take the
-    outputs (heat maps, denoised copies) for inputs."""
-    src = Path(inputs)
-    if not src.is_dir():
-        return
-    out_r, src_r = Path(out).resolve(), src.resolve()
-    if out_r == src_r or src_r in out_r.parents:
-        raise OutputPathError(f"{option} {out}: must not be the input folder or inside it (outputs would be "
-                              "taken for inputs on the next run)")
+    """Refuse ``out`` equal to the input folder or below it (see :func:`check_may_write`)."""
+    if Path(inputs).is_dir():
+        check_may_write(out, [inputs], option)
 
 
 def check_out_folder(out: str | Path | None, option: str = "--out") -> None:
