@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from test_denoise import untrained_model
 
 from aedetect.cli import app
+from aedetect.util.names import temp_name
 
 runner = CliRunner()
 
@@ -45,9 +46,9 @@ def test_temporary_files_of_a_killed_run_are_removed_on_the_next(tmp_path: Path)
     Image.fromarray(np.full((24, 24), 90, np.uint8)).save(src / "g.png")
     model = untrained_model(tmp_path / "m.safetensors")
     (out / "sub").mkdir(parents=True)
-    orphan = out / "sub" / f".g.{_dead_pid()}.abcd1234.tmp.png"
+    orphan = out / "sub" / temp_name("g.png", _dead_pid())
     orphan.write_bytes(b"half a png")
-    busy = out / f".g.{os.getpid()}.wxyz5678.tmp.png"  # a live writer's: left alone
+    busy = out / temp_name("g.png", os.getpid())  # a live writer's: left alone
     busy.write_bytes(b"being written")
     r = runner.invoke(app, ["denoise", str(model), str(src), "--out", str(out)])
     assert r.exit_code == 0, r.output

@@ -8,13 +8,13 @@ image viewer) still says what it shows.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from aedetect.core.plots import upscale_factor
 from aedetect.util.fsutil import atomic_path
+from aedetect.util.names import RunNames, output_name, safe_part
 
 TILE_TITLES = ("input", "reconstruction", "error map", "overlay")
 _HEADER, _FOOTER, _SEP = 18, 34, 4
@@ -85,22 +85,25 @@ def heatmap_panel(inp: np.ndarray, rec: np.ndarray, m: np.ndarray, pred: np.ndar
     return np.asarray(canvas)
 
 
-def heatmap_name(path: str, root: str | Path | None, index: int) -> str:
+def heatmap_name(path: str, root: str | Path | None, index: int, names: RunNames | None = None) -> str:
     """The panel's file name below ``heatmaps/``: the image's path relative to ``root`` with
     ``.png`` put on (``crack/000.png`` stays ``crack/000.png``, ``a/b.jpg`` becomes
     ``a/b.jpg.png``), so a user finds the image from its panel. An image outside ``root`` (or a
-    dataset image by name, ``mnist:test:12``) gets ``NNNNN_<name>.png``."""
+    dataset image by name, ``mnist:test:12``) gets ``NNNNN_<name>.png``. Made by
+    :func:`aedetect.util.names.output_name` (bounded, a part that had to change carries its
+    digest) and, with ``names`` (the run's), never one another image of the run holds."""
+    name = None
     if root is not None:
         try:
             rel = Path(path).resolve().relative_to(Path(root).resolve())
         except (ValueError, OSError):
             rel = None
         if rel is not None and rel.parts:
-            parts = [re.sub(r"[^\w.-]+", "_", p) or "_" for p in rel.parts]
-            name = "/".join(parts)
-            return name if name.lower().endswith(".png") else name + ".png"
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem if "/" in path or "." in path else path)[-60:]
-    return f"{index:05d}_{stem}.png"
+            name = output_name(rel.parts, ".png")
+    if name is None:
+        stem = Path(path).stem if "/" in path or "." in path else path
+        name = f"{index:05d}_" + safe_part(stem + ".png")
+    return names.claim(name, str(path)) if names is not None else name
 
 
 def write_heatmap(file: Path, panel: np.ndarray) -> None:

@@ -44,6 +44,7 @@ from aedetect.anomaly.metrics import PixelMetrics, both_classes, image_metrics
 from aedetect.anomaly.reliability import reliability_line
 from aedetect.anomaly.selectreport import model_metrics
 from aedetect.data.shard import Shard
+from aedetect.util.names import RunNames
 from aedetect.util.text import printable
 from aedetect.anomaly.report import write_report
 from aedetect.anomaly.reportplots import save_curves, save_histogram
@@ -189,6 +190,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
     n_maps = n_flagged = 0
     run: Path | None = None
     gallery: Gallery | None = None
+    names = RunNames()  # no two images share a panel name
     with contextlib.ExitStack() as stack, progress_bar("scoring", total=stream.n_files, hide_below=500) as bar:
         for batch in stream.batches(batch_size):
             skipped += batch.skipped
@@ -222,7 +224,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
             if heatmaps:
                 vmax = vmax or float(res.maps.max())
             for j in range(len(batch)):
-                name = heatmap_name(batch.paths[j], root, n0 + j)
+                name = heatmap_name(batch.paths[j], root, n0 + j, names)
                 wanted = heatmaps and (all_heatmaps or bool(res.flags[j]))
                 draw = functools.partial(_panel, res, gt, j, vmax, det.threshold_)  # called at once, never kept
                 if wanted:

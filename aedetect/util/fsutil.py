@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from aedetect.errors import AedetectError, OutputError, OutputExistsError
+from aedetect.util.names import temp_name
 
 
 @contextmanager
@@ -32,10 +32,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[str]:
         raise OutputExistsError(f"{p}: already exists; not written over (use --overwrite to replace it)")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        # The writer's pid in the name: util.outdir.remove_orphans() removes the temporary files of
-        # a process killed mid-write (kill -9, power loss), never those of one still writing.
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.{os.getpid()}.", suffix=f".tmp{p.suffix}", dir=p.parent)
-        os.close(fd)
+        tmp = _new_temp(p)
     except OSError as e:
         raise OutputError(f"{p}: cannot write ({e.strerror or e})") from None
     try:
@@ -51,6 +48,22 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _new_temp(p: Path) -> str:
+    """Create the temporary sibling of ``p`` exclusively (mode 0600, as mkstemp), named by
+    :func:`aedetect.util.names.temp_name`: bounded at 255 bytes whatever ``p``'s name, and
+    marked with the writer's pid and a tag only aedetect computes, so
+    util.outdir.remove_orphans() removes the files of a process killed mid-write (kill -9,
+    power loss) and never a user's file or a live writer's."""
+    for _ in range(100):
+        tmp = str(p.parent / temp_name(p.name, os.getpid()))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "no free temporary name", str(p.parent))
 
 
 def _sync_complete(tmp: str) -> None:

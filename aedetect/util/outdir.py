@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from aedetect.errors import AedetectError
+from aedetect.util.names import parse_temp_name
 
 
 class OutputPathError(AedetectError):
@@ -77,7 +77,7 @@ def writes_to(path: str | Path) -> Iterator[None]:
         named = e.filename
         if named is not None:  # the temporary sibling of an atomic write says nothing to a user
             f = Path(str(named))
-            if not (f.name.startswith(".") and ".tmp" in f.name and f.parent == Path(path).parent):
+            if parse_temp_name(f.name) is None or f.parent != Path(path).parent:
                 raise
         raise type(e)(e.errno, e.strerror, str(path)) from e
     except Exception as e:  # safetensors' writer reports I/O errors as its own SafetensorError
@@ -86,12 +86,6 @@ def writes_to(path: str | Path) -> Iterator[None]:
             raise
         why = text.split("I/O error:", 1)[1].split("(os error")[0].strip()
         raise OutputPathError(f"{path}: {why}") from None
-
-
-# util.fsutil.atomic_path's temporary names: .<stem>.<pid>.<random>.tmp<suffix>; files of
-# older versions lack the pid.
-_TEMP = re.compile(r"^\.(?P<stem>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp(?:\.[^.]+)?$")
-STALE_SECONDS = 3600  # a pid-less temporary file this old is a leftover, not a write
 
 
 def _alive(pid: int) -> bool:
@@ -105,25 +99,22 @@ def _alive(pid: int) -> bool:
 
 
 def remove_orphans(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write left in ``folder``: those whose
-    process is gone (and pid-less ones older than an hour). Another process's write in progress
-    is left alone. Returns what was removed (each logged)."""
+    """Delete the temporary files that aedetect writers killed mid-write left in ``folder``:
+    names that :func:`aedetect.util.names.temp_name` made (its tag checked, so a user's
+    ``.notes.4242.zz9yy8xx.tmp.txt`` never matches) whose process is gone. Another process's
+    write in progress is left alone. Returns what was removed (each logged)."""
     import logging
-    import time
 
     root = Path(folder)
     if not root.is_dir():
         return []
     removed = []
-    now = time.time()
     for p in (root.rglob(".*.tmp*") if recursive else root.glob(".*.tmp*")):
-        m = _TEMP.match(p.name)
-        if m is None or not p.is_file() or p.is_symlink():
+        pid = parse_temp_name(p.name)
+        if pid is None or p.is_symlink() or not p.is_file():
             continue
-        pid = m.group("pid")
         try:
-            stale = (not _alive(int(pid))) if pid else now - p.stat().st_mtime > STALE_SECONDS
-            if stale:
+            if not _alive(pid):
                 p.unlink()
                 removed.append(p)
         except OSError:
