@@ -14,6 +14,7 @@ from conftest import rewrite_model_meta
 import aedetect.core.modelfile as modelfile
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.modelfile import FORMAT_VERSION, RECORD_KEY, load_model, read_metadata, save_model
+from aedetect.core.header import record_digest
 from aedetect.core.presets import build_config
 from aedetect.errors import ModelFileError
 
@@ -68,7 +69,11 @@ def test_huge_claimed_widths_are_refused_before_any_layer_is_built(saved: Path, 
     """A small file whose config claims widths of 4096: the tensors in the header cannot fit, and
     no model is built off the ``meta`` device (the old loader allocated the model first)."""
     huge = [4096] * len(read_metadata(saved)["config"]["model"]["widths"])  # same layers, other widths
-    rewrite_model_meta(saved, lambda m: m["config"]["model"].__setitem__("widths", huge))
+    def crafted(m):  # type: ignore[no-untyped-def]
+        m["config"]["model"]["widths"] = huge
+        m[RECORD_KEY] = record_digest(m)  # recomputed, as anyone can: the shapes still refuse it
+
+    rewrite_model_meta(saved, crafted)
     cfg = build_config("small", overrides={"data": {"size": [16, 16]}, "model": {"widths": huge}})
     with torch.device("meta"):
         claimed = sum(p.numel() for p in ConvAutoencoder(cfg.model).parameters()) * 4

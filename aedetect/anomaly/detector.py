@@ -185,6 +185,9 @@ class AnomalyDetector:
         if mf.config.task != "anomaly" or "threshold" not in mf.calibration:
             raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
         check_calibration(mf.calibration, path)
+        from aedetect.anomaly.calfields import check_anomaly_calibration
+
+        check_anomaly_calibration(mf.calibration, mf.config, path)  # every field, before any image
         det = cls(device=dev)
         det.model_, det.config_, det.calibration_ = mf.model, mf.config, mf.calibration
         det.metadata_ = mf.metadata  # the file's whole record (aedetect calibrate copies it on)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from aedetect.anomaly.calfields import check_anomaly_calibration, settings_of
 from aedetect.anomaly.latent import decode_bank, latent_vectors
 from aedetect.anomaly.maps import error_map, image_score, smooth
 from aedetect.anomaly.settings import AnomalySettings
@@ -124,10 +125,11 @@ def export_anomaly(mf: ModelFile, out: str | Path, overwrite: bool = False, opse
     cal = mf.calibration
     if mf.config.task != "anomaly" or "threshold" not in cal:
         raise ExportError(f"{mf.path}: not a calibrated anomaly model (task {mf.config.task!r})")
-    s = AnomalySettings.from_config(cal.get("settings", mf.config.anomaly))
+    s = settings_of(cal, mf.config, mf.path)
     if s.map in ("features", "pretrained"):
         raise ExportError(f"{mf.path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
                           "nearest-neighbour search over the feature bank); score it with `aedetect score`")
+    check_anomaly_calibration(cal, mf.config, mf.path)  # every field the graph reads, in one line if bad
     if mf.config.data.size is None:
         raise ExportError(f"{mf.path}: the model records no image size (data.size); the export fixes the "
                           "calibration size")

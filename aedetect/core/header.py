@@ -107,13 +107,16 @@ def read_header(path: str | Path, verify: bool = True) -> ModelHeader:
         with safe_open(str(p), framework="numpy") as f:
             raw = f.metadata() or {}
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            meta = parse_metadata(p, raw)
+            if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+                raise ModelFileError(f"{p}: metadata without a config (not an aedetect model file)")
+            version = meta.get("format_version", 1)
+            check_record(p, meta, version if isinstance(version, int) else 1)  # before any tensor is read
             arrays = {k: f.get_tensor(k) for k in f.keys()} if verify else {}
+    except ModelFileError:
+        raise
     except Exception as e:  # SafetensorError, OSError, a dtype numpy lacks: all "not readable"
         raise ModelFileError(f"{p}: not a readable model file, truncated or corrupt ({e})") from None
-    meta = parse_metadata(p, raw)
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise ModelFileError(f"{p}: metadata without a config (not an aedetect model file)")
     if verify and meta.get("sha256") != _numpy_digest(arrays):
         raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")
-    check_record(p, meta, int(meta.get("format_version", 1) or 1))
     return ModelHeader(metadata=meta, shapes=shapes)

@@ -36,6 +36,7 @@ from aedetect.version import __version__
 from aedetect.core.pretrained import resolve_model_path
 from aedetect.core.config import Config
 from aedetect.core.header import RECORD_KEY, check_record, parse_metadata, record_digest
+from aedetect.core.limits import check_model_limits
 from aedetect.errors import ConfigError, ModelFileError
 from aedetect.core.fastmath import preferred_memory_format
 from aedetect.util.fsutil import atomic_path
@@ -197,12 +198,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFil
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(f"{p}: file format version {version} is newer than this aedetect "
                              f"understands ({FORMAT_VERSION}); upgrade aedetect")
+    # In this order, each step bounded by what the last one proved: the record's checksum (an
+    # edited config is refused before it costs anything), the config's values, its sizes
+    # against the limits (a crafted file with a recomputed checksum), then the tensor shapes
+    # (built on the meta device), then the weights and their checksum.
+    check_record(p, meta, version)
     try:
         config = Config.from_dict(meta["config"]).validate()
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{p}: invalid config in metadata ({e})") from None
+    check_model_limits(p, config)
     _check_shapes(p, config, header)  # before any tensor is read or any layer built
-    check_record(p, meta, version)
     tensors = _load_tensors(p)
     if meta.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")

@@ -36,8 +36,9 @@ def check_may_write(path: str | Path, inputs: Iterable[str | Path], option: str 
     next run; refused in one line before any work."""
     src = input_holding(path, inputs)
     if src is not None:
-        raise OutputPathError(f"{option} {path}: inside the input {src} (or the input itself); nothing is "
-                              "written there (outputs would replace inputs or be taken for them on the next run)")
+        raise OutputPathError(f"{option} {path}: inside the input {src} (must not be the input or inside it); "
+                              "nothing is written there (outputs would replace inputs or be taken for them on "
+                              "the next run)")
 
 
 def check_not_inside(out: str | Path, inputs: str | Path, option: str = "--out") -> None:
