@@ -24,6 +24,7 @@ from aedetect.anomaly.metrics import PixelMetrics, both_classes
 from aedetect.anomaly.score import (CSV_HEADER, SHARD_PIXELS, SHARD_RECORD, ScoreReport, compute_metrics,
                                     save_curves)
 from aedetect.errors import DataError
+from aedetect.util.csvsafe import SafeWriter
 from aedetect.util.fsutil import atomic_path, check_new_dir, new_run_dir, write_text_atomic
 
 _INDEXED = re.compile(r"^(\d{5})_(.*)$")
@@ -87,7 +88,7 @@ def merge_scores(shards: list[str | Path], out: str | Path | None = None, copy_h
     merged_index = {pos: i for i, (pos, _) in enumerate(good)}
     run = new_run_dir(out, prefix="score")
     with atomic_path(run / "scores.csv") as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
+        w = SafeWriter(fh)  # a shard's cells are text from a folder: neutralised again
         w.writerow(CSV_HEADER)
         w.writerows(row for _, row in good + bad)
     first = read[0][1]

@@ -22,7 +22,6 @@ images, and an interrupted run leaves no scores.csv (never a partial one).
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import json
 import logging
@@ -44,6 +43,7 @@ from aedetect.anomaly.metrics import PixelMetrics, both_classes, image_metrics
 from aedetect.anomaly.reliability import reliability_line
 from aedetect.anomaly.selectreport import model_metrics
 from aedetect.data.shard import Shard
+from aedetect.util.csvsafe import SafeWriter
 from aedetect.util.names import RunNames
 from aedetect.util.text import printable
 from aedetect.anomaly.report import write_report
@@ -202,7 +202,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
                 gallery = Gallery(run, gallery_size)
                 fh = stack.enter_context(open(stack.enter_context(atomic_path(run / "scores.csv")), "w", newline="",
                                               encoding="utf-8", errors="surrogateescape"))
-                csv_out = csv.writer(fh)
+                csv_out = SafeWriter(fh)  # a file name is never a live formula
                 csv_out.writerow(CSV_HEADER)
             res = det.score(batch, keep_images=heatmaps, batch_size=len(batch))
             n0 = len(paths)

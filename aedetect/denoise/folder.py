@@ -11,7 +11,6 @@ Safety rules, in order of importance:
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import time
@@ -26,6 +25,7 @@ from aedetect.data.io import ImageReadError, read_image, write_image_atomic
 from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
 from aedetect.errors import DataError
+from aedetect.util.csvsafe import SafeDictWriter
 from aedetect.util.fsutil import write_text_atomic
 from aedetect.util.outdir import OutputPathError, check_may_write, check_not_inside, input_holding, remove_orphans
 from aedetect.util.progress import progress_bar
@@ -171,7 +171,7 @@ def write_metrics(rep: DenoiseReport, path: Path, overwrite: bool = False) -> No
     with ``overwrite``)."""
     keys = ["path", "psnr_input", "psnr_output", "ssim_input", "ssim_output", "note"]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w = SafeDictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
     for m in rep.metrics:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in m.items()})

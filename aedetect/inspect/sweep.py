@@ -11,7 +11,6 @@ ratio = input values / code values, parameter counts annotated).
 from __future__ import annotations
 
 import copy
-import csv
 import io
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import Any
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet
 from aedetect.errors import ConfigError
+from aedetect.util.csvsafe import SafeDictWriter
 from aedetect.util.fsutil import new_run_dir, write_text_atomic
 from aedetect.core.presets import build_config
 
@@ -125,7 +125,7 @@ def run_sweep(data: str | ImageSet, points: list[SweepPoint], out: str | Path | 
 
 def write_sweep_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
+    w = SafeDictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     write_text_atomic(path, buf.getvalue())
