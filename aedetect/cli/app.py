@@ -12,12 +12,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from aedetect.errors import AedetectError, ConfigError
-from aedetect.util.progress import console
-from aedetect.util.text import printable
+from aedetect.util.progress import console, plain
 from aedetect.util.launch import is_secondary_rank
 
 # Exit codes: one meaning each, so a pipeline can tell a typo from a defect.
@@ -83,7 +81,7 @@ class OneLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname
         prefix = "" if level == "INFO" else f"[{self.STYLES.get(level, '')}]{level.lower()}:[/] "
-        console.print(prefix + escape(printable(self.format(record))), soft_wrap=True, highlight=False)
+        console.print(prefix + plain(self.format(record)), soft_wrap=True, highlight=False)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -100,7 +98,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {plain(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

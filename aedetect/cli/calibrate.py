@@ -10,7 +10,7 @@ import typer
 from aedetect.cli.app import app, handle_errors
 from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
                                   TestNormalClass)
-from aedetect.util.progress import console
+from aedetect.util.progress import console, plain
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -44,12 +44,12 @@ def calibrate(
     rep = recalibrate(model, data, out, rule=rule, target_fpr=target_fpr, normal_dir=normal_dir,
                       abnormal_dir=abnormal_dir, mask_dir=mask_dir, normal_class=normal_class,
                       data_root=data_root, batch_size=batch_size, device=device)
-    table = Table(title=f"aedetect calibrate: {rep.out}", show_header=True, header_style="bold")
+    table = Table(title=f"aedetect calibrate: {plain(rep.out)}", show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("old", justify="right")
     table.add_column("new", justify="right")
     table.add_row("images in DATA (normal / anomalous)", f"{rep.n_normal} / {rep.n_anomalous}", "")
-    table.add_row("rule", str(rep.calibration.get("previous_threshold_rule")), rep.rule)
+    table.add_row("rule", plain(rep.calibration.get("previous_threshold_rule")), plain(rep.rule))
     table.add_row("threshold", f"{rep.old_threshold:.6g}", f"{rep.new_threshold:.6g}")
     table.add_row("F1 on DATA", _num(rep.old_f1, ".4f"), _num(rep.new_f1, ".4f"))
     table.add_row("FPR on DATA's normals", f"{rep.old_fpr:.4f}", f"{rep.new_fpr:.4f}")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.util.progress import console
+from aedetect.util.progress import console, plain
 
 
 @app.command()
@@ -22,5 +22,5 @@ def demo(
 
     res = run_demo(out, fast=fast)
     for line in res.lines:
-        console.print(line, highlight=False)
+        console.print(plain(line), highlight=False)
     typer.echo(str(res.out))

@@ -9,7 +9,7 @@ import typer
 
 from aedetect.cli.app import EXIT_ERROR, EXIT_FOUND, app, handle_errors
 from aedetect.cli.params import ShardOption
-from aedetect.util.progress import console
+from aedetect.util.progress import console, plain
 from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
 
 
@@ -76,12 +76,12 @@ def denoise(
 
         rows = rep.metrics if len(rep.metrics) <= 200 else []
         for m in rows:
-            t.add_row(m["path"], f(m.get("psnr_input"), 2), f(m.get("psnr_output"), 2),
+            t.add_row(plain(m["path"]), f(m.get("psnr_input"), 2), f(m.get("psnr_output"), 2),
                       f(m.get("ssim_input"), 4), f(m.get("ssim_output"), 4))
         t.add_row("[bold]mean[/]", f(rep.mean("psnr_input"), 2), f(rep.mean("psnr_output"), 2),
                   f(rep.mean("ssim_input"), 4), f(rep.mean("ssim_output"), 4))
         console.print(t)
-        console.print(f"metrics: {rep.csv_path}", highlight=False)
+        console.print(f"metrics: {plain(rep.csv_path)}", highlight=False)
     n = len(rep.done) + len(rep.skipped) + len(rep.failed)
     console.print(f"[green]done[/] {len(rep.done)}, skipped {len(rep.skipped)} (output exists; --overwrite to redo), "
                   f"[{'red' if rep.failed else 'green'}]failed {len(rep.failed)}[/] of {n} in {rep.seconds:.1f} s",

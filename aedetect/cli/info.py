@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from aedetect.cli.app import app, handle_errors
+from aedetect.util.progress import plain
 
 
 def summarise_banks(calibration: dict | None) -> dict | None:  # type: ignore[type-arg]
@@ -48,23 +49,24 @@ def info(
     from rich.table import Table
 
     out = Console()
-    t = Table(title=f"{d['source']}: {Path(target).name if d['kind'] == 'model' else target}", show_header=False)
+    t = Table(title=plain(f"{d['source']}: {Path(target).name if d['kind'] == 'model' else target}"), show_header=False)
     t.add_column("key", style="bold")
     t.add_column("value")
     for k in ("kind", "task", "parameters", "encoder_parameters", "decoder_parameters"):
-        t.add_row(k, f"{d[k]:,}" if isinstance(d[k], int) else str(d[k]))
+        t.add_row(k, f"{d[k]:,}" if isinstance(d[k], int) else plain(d[k]))
     for section in ("model", "data", "train"):
         for k, v in d["config"][section].items():
-            t.add_row(f"{section}.{k}", json.dumps(v))
+            t.add_row(plain(f"{section}.{k}"), plain(json.dumps(v)))
     for section in ("training", "calibration", "noise"):
         for k, v in (d.get(section) or {}).items():
             text = json.dumps(v)
             # A bank is up to megabytes of base64: `--json --banks` has it, the table not.
-            t.add_row(f"{section}.{k}", text if len(text) <= 160 else f"<{len(text):,} characters; see --json>")
+            shown = plain(text) if len(text) <= 160 else f"<{len(text):,} characters; see --json>"
+            t.add_row(plain(f"{section}.{k}"), shown)
     out.print(t)
     from aedetect.anomaly.reliability import reliability_line
     from aedetect.anomaly.selectreport import selection_line
 
     for line in (reliability_line(d.get("calibration") or {}), selection_line(d.get("calibration") or {})):
         if line:
-            out.print(line, highlight=False)
+            out.print(plain(line), highlight=False)

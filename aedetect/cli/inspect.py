@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.util.progress import console
+from aedetect.util.progress import console, plain
 
 
 @app.command()
@@ -36,6 +36,6 @@ def inspect(
                         tsne=tsne, max_points=max_points, data_root=data_root)
     for p in res.pictures:
         if p.skipped:
-            console.print(f"[yellow]{p.name}[/]: {p.skipped}", highlight=False)
+            console.print(f"[yellow]{plain(p.name)}[/]: {plain(p.skipped)}", highlight=False)
     console.print(f"[green]wrote[/] {len(res.files())} pictures and index.html", highlight=False)
     typer.echo(str(res.out / "index.html"))

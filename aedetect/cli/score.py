@@ -10,7 +10,7 @@ import typer
 from aedetect.cli.app import EXIT_FOUND, app, handle_errors
 from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevice, MaskDir, NormalDir,
                                   ShardOption, TestNormalClass)
-from aedetect.util.progress import console
+from aedetect.util.progress import console, plain
 
 if TYPE_CHECKING:
     from aedetect.anomaly.score import ScoreReport
@@ -69,7 +69,7 @@ def print_report(rep: "ScoreReport") -> None:
     """The summary table of a score (or merged) run, then the path of its scores.csv."""
     from rich.table import Table
 
-    table = Table(title=f"aedetect score: {rep.out}", show_header=True, header_style="bold")
+    table = Table(title=f"aedetect score: {plain(rep.out)}", show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("value", justify="right")
     table.add_row("images scored", str(rep.n_images))
@@ -81,8 +81,8 @@ def print_report(rep: "ScoreReport") -> None:
             table.add_row(name, f"{rep.metrics[key]:.4f}")
     table.add_row("heat maps", str(rep.heatmaps))
     if rep.report is not None:
-        table.add_row("report", str(rep.report))
+        table.add_row("report", plain(rep.report))
     console.print(table)
     if rep.reliability:
-        console.print(rep.reliability, highlight=False)
+        console.print(plain(rep.reliability), highlight=False)
     typer.echo(str(rep.out / "scores.csv"))

@@ -10,7 +10,7 @@ import typer
 from aedetect.cli.app import app, handle_errors
 from aedetect.core.config import deep_merge
 from aedetect.cli.options import parse_sets, prune_none
-from aedetect.util.progress import console
+from aedetect.util.progress import console, plain
 
 
 @app.command()
@@ -52,6 +52,7 @@ def sweep(
                            data_root=data_root, normal_class=normal_class,
                            tensorboard=Path("runs") if tensorboard else None)
     for r in rows:
-        console.print(f"{r['point']:>16}  {r['parameters']:>10,} params  ratio {r['compression_ratio']:>8.2f}  "
+        point = plain(f"{r['point']:>16}")  # a label such as model.widths=[16,32]: text, not markup
+        console.print(f"{point}  {r['parameters']:>10,} params  ratio {r['compression_ratio']:>8.2f}  "
                       f"val loss {r['best_val_loss']:.5f}", highlight=False)
     typer.echo(str(root / "sweep.csv"))
