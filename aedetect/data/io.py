@@ -49,6 +49,14 @@ class ImageInfo:
     format: str  # "PNG", "JPEG", "TIFF", "BMP", "WEBP"
     dtype: str  # "uint8" | "uint16"
     channels: int  # 1, 2 (gray+alpha), 3, 4 (RGBA)
+    # What a photo carries beside its pixels, written back unchanged (read through Pillow):
+    # the EXIF block (its orientation tag tells a viewer how to turn the stored pixels, which
+    # are denoised as stored, so without it the output shows rotated), the ICC colour profile,
+    # the resolution, and for WebP whether the file is lossless (re-saving it lossy loses data).
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    lossless: bool = False
 
     @property
     def has_alpha(self) -> bool:
@@ -180,9 +188,52 @@ def _read_tiff(p: Path) -> np.ndarray:
     return arr
 
 
+def webp_is_lossless(path: Path) -> bool:
+    """True if the WebP file's image chunk is ``VP8L`` (lossless), read from the RIFF chunk
+    headers (Pillow does not say)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            return False
+        for _ in range(64):  # VP8X, ICCP, ANIM, ALPH, ... come before the image chunk
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return False
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind in (b"VP8 ", b"VP8L"):
+                return kind == b"VP8L"
+            if kind == b"ANMF":
+                fh.seek(16, 1)  # an animation frame's header, then its own image chunks
+                continue
+            fh.seek(size + (size & 1), 1)
+    return False
+
+
+def _photo_metadata(im: Image.Image, p: Path) -> dict[str, object]:
+    """EXIF, ICC profile, resolution and WebP losslessness of an open Pillow image (see
+    :class:`ImageInfo`); a malformed block is dropped, never an error."""
+    meta: dict[str, object] = {}
+    exif = im.info.get("exif")
+    if isinstance(exif, bytes) and exif:
+        meta["exif"] = exif
+    icc = im.info.get("icc_profile")
+    if isinstance(icc, bytes) and icc:
+        meta["icc_profile"] = icc
+    dpi = im.info.get("dpi")
+    try:
+        if dpi is not None and len(dpi) == 2 and all(float(v) > 0 for v in dpi):
+            meta["dpi"] = (float(dpi[0]), float(dpi[1]))
+    except (TypeError, ValueError):
+        pass
+    if im.format == "WEBP":
+        meta["lossless"] = webp_is_lossless(p)
+    return meta
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
     """Decode one file fully (truncation is caught here, not later in training)."""
     p = Path(path)
+    meta: dict[str, object] = {}
     try:
         if p.suffix.lower() in (".tif", ".tiff"):
             arr = _read_tiff(p)
@@ -202,6 +253,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
                     raise ImageReadError(f"an animated {im.format} ({frames} frames): only single images "
                                          "are read (save the frames as files)")
                 im.load()
+                meta = _photo_metadata(im, p)
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     arr = np.array(im)
                 elif im.mode in ("1", "L", "LA", "RGB", "RGBA"):
@@ -220,7 +272,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImageReadError(f"cannot decode ({msg})") from None
     arr = _normalise(arr, p)
-    return arr, ImageInfo(format=_format_of(p), dtype=str(arr.dtype), channels=arr.shape[2])
+    return arr, ImageInfo(format=_format_of(p), dtype=str(arr.dtype), channels=arr.shape[2], **meta)  # type: ignore[arg-type]
 
 
 def write_image_atomic(path: str | Path, arr: np.ndarray, info: ImageInfo, quality: int = 95,
@@ -265,5 +317,22 @@ def _write(tmp: str, arr: np.ndarray, info: ImageInfo, quality: int) -> None:
             raise ImageReadError(f"{info.format} cannot hold 16-bit colour; use TIFF or PNG")
         else:
             im = Image.fromarray(a)
-        kwargs = {"quality": quality} if info.format in ("JPEG", "WEBP") else {}
-        im.save(tmp, format=info.format, **kwargs)
+        im.save(tmp, format=info.format, **_save_options(info, quality))
+
+
+def _save_options(info: ImageInfo, quality: int) -> dict[str, object]:
+    """Pillow's save options that keep what the input carried: quality for a lossy format
+    (a lossless WebP stays lossless), EXIF and ICC where the format holds them, the DPI."""
+    opts: dict[str, object] = {}
+    if info.format == "WEBP" and info.lossless:
+        opts["lossless"] = True
+    elif info.format in ("JPEG", "WEBP"):
+        opts["quality"] = quality
+    if info.format in ("JPEG", "PNG", "WEBP"):
+        if info.exif:
+            opts["exif"] = info.exif
+        if info.icc_profile:
+            opts["icc_profile"] = info.icc_profile
+    if info.format in ("JPEG", "PNG") and info.dpi:
+        opts["dpi"] = info.dpi
+    return opts
