@@ -9,9 +9,42 @@ from typing import Annotated, Optional
 import typer
 
 from aedetect.cli.app import app, handle_errors
-from aedetect.errors import ExportError
+from aedetect.errors import ConfigError, ExportError
 
 FORMATS = ("onnx",)
+MIN_OPSET = 18  # the dynamo exporter writes at least 18 whatever it is asked (it said 1, wrote 18)
+MAX_MARGIN = 1024  # pixels per side; 1e8 padded every image to gigabytes
+
+
+def check_export_options(model: Path, out: Path, format_: str, opset: int | None, margin: int) -> None:
+    """The options, before the model is read: a known format and an opset the exporter writes
+    (usage errors, exit 64), a bounded margin, and an --out that is not the model itself
+    (``export v --out v --overwrite`` replaced the model with its graph)."""
+    from aedetect.core.checks import check_whole_number
+    from aedetect.util.outdir import check_may_write
+
+    if format_ not in FORMATS:
+        raise ConfigError(f"--format: {format_!r} is not one of {', '.join(FORMATS)}")
+    if opset is not None:
+        check_whole_number("--opset", opset, MIN_OPSET)
+        high = max_opset()
+        if opset > high:
+            raise ConfigError(f"--opset: {opset} is newer than this PyTorch's exporter writes ({MIN_OPSET}..{high})")
+    check_whole_number("--margin", margin, 0)
+    if margin > MAX_MARGIN:
+        raise ConfigError(f"--margin: {margin} is more than {MAX_MARGIN} pixels")
+    if not str(model).startswith("pretrained:"):
+        check_may_write(out, [model])
+
+
+def max_opset() -> int:
+    """The newest opset this PyTorch's ONNX exporter knows (23 for 2.9 on; 20 if it cannot say)."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET
+
+        return int(ONNX_MAX_OPSET)
+    except (ImportError, AttributeError, ValueError):
+        return 20
 
 
 @app.command()
@@ -28,8 +61,7 @@ def export(
     from aedetect.core.modelfile import load_model
     from aedetect.core.onnx import require_onnx
 
-    if format_ not in FORMATS:
-        raise ExportError(f"--format: {format_!r} is not one of {', '.join(FORMATS)}")
+    check_export_options(model, out, format_, opset, margin)
     require_onnx()
     mf = load_model(model, device="cpu")
     if mf.config.task == "anomaly":

@@ -3,6 +3,8 @@ defaults and its usage errors come from here, so ``--help`` and a bad option cos
 
 from __future__ import annotations
 
+import math
+
 from aedetect.core.checks import check_whole_number
 
 DEFAULT_MAX_PIXELS = 512 * 512
@@ -14,6 +16,14 @@ def check_tiling(max_tile_pixels: object, overlap: object) -> None:
     correct), ``overlap`` a whole number >= 0; else one ConfigError naming the option."""
     check_whole_number("--max-tile-pixels", max_tile_pixels, 1)
     check_whole_number("--overlap", overlap, 0)
+    # Each tile (and an image smaller than one) is reflect-padded by the overlap on every side:
+    # --overlap 20000 made a 16x16 image a 40016 x 40016 tensor (6.4 GB). At most the tile's side.
+    high = max(DEFAULT_OVERLAP, math.isqrt(max_tile_pixels))  # type: ignore[arg-type]
+    if overlap > high:  # type: ignore[operator]
+        from aedetect.errors import ConfigError
+
+        raise ConfigError(f"--overlap: {overlap} is more than {high} pixels, the side of a tile of "
+                          f"--max-tile-pixels {max_tile_pixels} (it pads every tile on each side)")
 
 
 def parse_sigma(text: object) -> float | str:

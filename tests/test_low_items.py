@@ -1,0 +1,55 @@
+"""Issue 27's low-severity cases: each a one-line refusal with the documented exit code, or
+the behaviour a user expects, never a traceback."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import untrained_model
+
+from aedetect.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(src / f"g{i}.png")
+    return src
+
+
+def test_export_never_writes_over_its_own_model(tmp_path: Path) -> None:
+    model = untrained_model(tmp_path / "v")
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    r = runner.invoke(app, ["export", str(model), "--out", str(model), "--overwrite"])
+    assert r.exit_code == 1 and "inside the input" in r.output, r.output
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--opset", "1"], "--opset"), (["--opset", "999"], "--opset"), (["--margin", "100000000"], "--margin"),
+    (["--format", "tflite"], "--format"),
+])
+def test_export_options_are_usage_errors(tmp_path: Path, args: list[str], words: str) -> None:
+    model = untrained_model(tmp_path / "m.safetensors")
+    r = runner.invoke(app, ["export", str(model), "--out", str(tmp_path / "m.onnx"), *args])
+    assert r.exit_code == 64 and words in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_denoise_overlap_beyond_a_tile_is_a_usage_error(tmp_path: Path, folder: Path) -> None:
+    model = untrained_model(tmp_path / "m.safetensors")
+    r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(tmp_path / "o"), "--overlap", "20000"])
+    assert r.exit_code == 64 and "--overlap" in r.output and not (tmp_path / "o").exists(), r.output
+    r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(tmp_path / "o"), "--overlap", "64",
+                            "--max-tile-pixels", "1"])  # a tiny tile keeps the default overlap's allowance
+    assert r.exit_code == 64 and "more than 32" in r.output, r.output
