@@ -3,7 +3,10 @@ the behaviour a user expects, never a traceback."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +56,49 @@ def test_denoise_overlap_beyond_a_tile_is_a_usage_error(tmp_path: Path, folder: 
     r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(tmp_path / "o"), "--overlap", "64",
                             "--max-tile-pixels", "1"])  # a tiny tile keeps the default overlap's allowance
     assert r.exit_code == 64 and "more than 32" in r.output, r.output
+
+
+def _counting_writer(monkeypatch: pytest.MonkeyPatch, fail: Callable[[str], None]) -> list[str]:
+    import aedetect.data.io as imageio
+
+    calls: list[str] = []
+    real = imageio._write
+
+    def writer(tmp: str, *a, **k) -> None:  # type: ignore[no-untyped-def]
+        calls.append(tmp)
+        real(tmp, *a, **k)
+        fail(tmp)
+
+    monkeypatch.setattr(imageio, "_write", writer)
+    return calls
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_denoise_stops_at_the_first_write_a_full_or_read_only_disk_fails(
+        tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    def full(tmp: str) -> None:
+        raise OSError(code, os.strerror(code))
+
+    calls = _counting_writer(monkeypatch, full)
+    model = untrained_model(tmp_path / "m.safetensors")
+    r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and len(calls) == 1, (len(calls), r.output)
+    lines = [line for line in r.output.splitlines() if line.strip() and not line.startswith("denoising")]
+    assert len(lines) == 1 and "stopped at the first failed write" in lines[0] and os.strerror(code) in lines[0], lines
+    assert not any(p.is_file() for p in (tmp_path / "o").rglob("*"))
+
+
+def test_two_denoise_runs_into_one_out_report_no_false_failures(tmp_path: Path, folder: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other run writes each output while this one is denoising it: skipped, not failed."""
+    out = tmp_path / "o"
+
+    def other_run_wins(tmp: str) -> None:
+        final = Path(tmp).parent / Path(tmp).name.split(".aedetect-tmp.")[0].lstrip(".")
+        final = final.with_name(final.name + ".png")
+        final.write_bytes(Path(tmp).read_bytes())
+
+    _counting_writer(monkeypatch, other_run_wins)
+    model = untrained_model(tmp_path / "m.safetensors")
+    r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(out)])
+    assert r.exit_code == 0 and "failed 0" in r.output and "skipped 3" in r.output, r.output

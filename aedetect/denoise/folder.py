@@ -11,6 +11,7 @@ Safety rules, in order of importance:
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import time
@@ -24,7 +25,7 @@ from aedetect.data.shard import Shard
 from aedetect.data.io import ImageReadError, read_image, write_image_atomic
 from aedetect.data.sources import find_images
 from aedetect.denoise.denoiser import Denoiser
-from aedetect.errors import DataError
+from aedetect.errors import DataError, OutputError, OutputExistsError
 from aedetect.util.csvsafe import SafeDictWriter
 from aedetect.util.fsutil import write_text_atomic
 from aedetect.util.outdir import OutputPathError, check_may_write, check_not_inside, input_holding, remove_orphans
@@ -70,6 +71,21 @@ def plan(input_path: Path, out: Path) -> list[tuple[Path, Path, str]]:
                                   "choose an --out outside it")
         jobs.append((f, target, rel.as_posix()))
     return jobs
+
+
+# A write that fails for one of these fails for every file after it: the run stops there.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def stops_the_run(e: OSError, target: Path, out: Path) -> bool:
+    """True for a failed write that no later file can escape: a full disk or quota, a read-only
+    file system, or an --out (not one sub-folder of it) that cannot be written."""
+    if e.errno in DISK_ERRNOS:
+        return True
+    if e.errno in (errno.EACCES, errno.EPERM):
+        first = next((a for a in [target.parent, *target.parent.parents] if a.exists()), None)
+        return first is not None and (first == out or first in out.parents)
+    return False
 
 
 def check_csv_target(csv_path: Path, input_path: Path, overwrite: bool) -> None:
@@ -153,6 +169,14 @@ def denoise_path(den: Denoiser, input_path: str | Path, out: str | Path, *, over
                     rep.done.append(rel)
                     if ref is not None:
                         rep.metrics.append(_reference_row(rel, ref, arr, result, info.max_value))
+            except OutputExistsError:  # another run into the same --out wrote it meanwhile: done
+                rep.skipped.append(rel)
+            except OutputError as e:
+                if stops_the_run(e, target, outp):
+                    raise OutputError(f"{e}; stopped at the first failed write ({len(rep.done)} written, "
+                                      f"{len(jobs) - k - 1} not tried; a re-run goes on from here)") from None
+                log.warning("failed %s: %s", src, e)
+                rep.failed.append((printable(rel), printable(e)))
             except (ImageReadError, DataError, OSError) as e:
                 log.warning("failed %s: %s", src, e)
                 rep.failed.append((printable(rel), printable(e)))

@@ -34,7 +34,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[str]:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = _new_temp(p)
     except OSError as e:
-        raise OutputError(f"{p}: cannot write ({e.strerror or e})") from None
+        raise _output_error(f"{p}: cannot write ({e.strerror or e})", e) from None
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 -> what open() would give
@@ -44,10 +44,18 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[str]:
     except (OutputError, OutputExistsError):
         raise
     except OSError as e:
-        raise OutputError(f"{p}: cannot write ({e.strerror or e}); nothing was written under this name") from None
+        raise _output_error(f"{p}: cannot write ({e.strerror or e}); nothing was written under this name", e) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _output_error(message: str, cause: OSError) -> OutputError:
+    """One line for the user, and the cause's errno kept, so a caller can tell a full or
+    read-only disk (stop the run) from one file that failed (go on)."""
+    err = OutputError(message)
+    err.errno = cause.errno
+    return err
 
 
 def _new_temp(p: Path) -> str:

@@ -73,7 +73,7 @@ def writes_to(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        if e.errno is None:
+        if e.errno is None or isinstance(e, AedetectError):  # an OutputError names its path already
             raise
         named = e.filename
         if named is not None:  # the temporary sibling of an atomic write says nothing to a user
