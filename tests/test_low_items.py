@@ -102,3 +102,57 @@ def test_two_denoise_runs_into_one_out_report_no_false_failures(tmp_path: Path, 
     model = untrained_model(tmp_path / "m.safetensors")
     r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(out)])
     assert r.exit_code == 0 and "failed 0" in r.output and "skipped 3" in r.output, r.output
+
+
+def test_sigterm_mid_score_leaves_no_temporary_file(tmp_path: Path, model_file: Path, digits_uint8,  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    import aedetect.anomaly.score as score_mod
+
+    images, _ = digits_uint8
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(6):
+        Image.fromarray(images[i]).resize((16, 16), Image.NEAREST).save(data / f"d{i}.png")
+    real = score_mod.write_heatmap
+
+    def killed(*a, **k):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGTERM)  # a scheduler stopping the job mid-run
+        return real(*a, **k)
+
+    monkeypatch.setattr(score_mod, "write_heatmap", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["score", str(model_file), str(data), "--out", str(out), "--all-heatmaps"])
+    assert r.exit_code == 143 and "terminated" in r.output, r.output
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+    assert [p.name for p in out.rglob("*") if ".tmp" in p.name] == [] and not (out / "scores.csv").exists()
+
+
+def test_a_crashed_runs_claim_does_not_block_the_rerun(tmp_path: Path, model_file: Path, digits_uint8) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import subprocess
+
+    from aedetect.util.fsutil import CLAIM_FILE
+    from aedetect.util.names import temp_name
+
+    images, _ = digits_uint8
+    data = tmp_path / "d"
+    data.mkdir()
+    Image.fromarray(images[0]).resize((16, 16), Image.NEAREST).save(data / "a.png")
+    p = subprocess.Popen(["sleep", "60"])
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / CLAIM_FILE).write_text(f"pid {p.pid} at 2026-01-01T00:00:00+0000\n")  # the crashed run's
+    (out / temp_name("scores.csv", p.pid)).write_text("path,score\n")
+    r = runner.invoke(app, ["score", str(model_file), str(data), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "scores.csv").is_file() and str(os.getpid()) in (out / CLAIM_FILE).read_text()
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / CLAIM_FILE).write_text(f"pid {os.getpid()} at now\n")  # a run still going: refused
+    r = runner.invoke(app, ["score", str(model_file), str(data), "--out", str(live)])
+    assert r.exit_code == 1 and "not empty" in r.output, r.output

@@ -6,9 +6,12 @@ answer in a fraction of a second (each command imports its library code inside t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -24,11 +27,13 @@ EXIT_ERROR = 1  # the run could not be done: unreadable data or model file, a wr
 EXIT_FOUND = 2  # score --fail-on-anomaly: an image was flagged; denoise: some files failed
 EXIT_USAGE = 64  # the command line is wrong (unknown option, bad value); sysexits.h's EX_USAGE
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a killed process
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 error (unreadable data or model file, a failed write; one line "
     "names the path); 2 score --fail-on-anomaly flagged an image, or denoise failed on some "
-    "files; 64 usage error (unknown option, missing argument, invalid value); 130 interrupted."
+    "files; 64 usage error (unknown option, missing argument, invalid value); 130 interrupted; "
+    "143 terminated (SIGTERM)."
 )
 
 
@@ -111,6 +116,32 @@ def os_error_line(e: OSError) -> str:
     return f"{where}: {what}" + (f" (-> {e.filename2})" if e.filename2 else "")
 
 
+class Terminated(BaseException):
+    """SIGTERM (a job scheduler's stop, ``kill``, a container shutting down), raised where the
+    program is, so that it unwinds as for Ctrl-C: every atomic write's ``finally`` removes its
+    temporary file (``.scores.<pid>...tmp.csv`` was left behind) and the run says so in one
+    line. A BaseException, so no ``except Exception`` on the way swallows it."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the block (main thread only; elsewhere, and for a
+    handler someone else installed, nothing changes); the previous handler is put back."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+            signal.SIG_DFL, None):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(fn: F) -> F:
     """Turn the errors a user can fix into one red line: a bad option value is a usage error
     (exit 64); bad data, a bad model file or a failed write (disk full, permission denied)
@@ -120,7 +151,10 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         setup_logging()
         try:
-            return fn(*args, **kwargs)
+            with sigterm_unwinds():
+                return fn(*args, **kwargs)
+        except Terminated:
+            fail("terminated (SIGTERM); no partial output was left under a final name", code=EXIT_TERMINATED)
         except ConfigError as e:
             fail(str(e), code=EXIT_USAGE)
         except AedetectError as e:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from aedetect.errors import AedetectError, OutputError, OutputExistsError
-from aedetect.util.names import temp_name
+from aedetect.util.names import parse_temp_name, temp_name
 
 
 @contextmanager
@@ -142,13 +142,51 @@ def is_within(path: str | Path, root: str | Path) -> bool:
     return p == r or r in p.parents
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (someone else's counts: it may be writing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _claim_is_stale(claim: Path) -> bool:
+    """A claim file whose process is gone (a run that crashed or was killed); a claim that
+    cannot be read or names no pid is kept (not ours to judge)."""
+    try:
+        words = claim.read_text(encoding="utf-8", errors="replace").split()
+        return len(words) >= 2 and words[0] == "pid" and words[1].isdigit() and not pid_alive(int(words[1]))
+    except OSError:
+        return False
+
+
+def leftover(entry: Path) -> bool:
+    """What a crashed aedetect run leaves and a new run may take over: its stale claim, and the
+    temporary files of writers that are gone. Nothing of a user's is ever a leftover."""
+    if entry.name == CLAIM_FILE:
+        return entry.is_file() and _claim_is_stale(entry)
+    pid = parse_temp_name(entry.name)
+    return pid is not None and entry.is_file() and not entry.is_symlink() and not pid_alive(pid)
+
+
+def holds_results(folder: Path) -> bool:
+    """True if ``folder`` holds anything but a crashed run's leftovers (see :func:`leftover`)."""
+    return any(not leftover(q) for q in folder.iterdir())
+
+
 def check_new_dir(out: str | Path | None) -> None:
-    """Raise if ``out`` exists and holds anything: results are never written over."""
+    """Raise if ``out`` exists and holds anything (a crashed run's claim and temporary files
+    aside): results are never written over."""
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         from aedetect.util.outdir import check_out_folder
 
         check_out_folder(out)  # "is a file, not a folder", not "folder is not empty"
-    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+    if out is not None and Path(out).exists() and (not Path(out).is_dir() or holds_results(Path(out))):
         raise AedetectError(f"{out}: folder exists and is not empty; choose a new --out "
                             "(or --resume it to continue that run)")
 
@@ -159,9 +197,14 @@ CLAIM_FILE = ".aedetect-run"
 def claim_dir(p: Path) -> Path:
     """Make ``p`` this process's run folder, atomically: a claim file created exclusively
     (``O_EXCL``), so of two runs given the same new folder exactly one goes on. The file stays
-    (it names the process and the time); ``--resume`` reuses a claimed folder on purpose."""
+    (it names the process and the time); ``--resume`` reuses a claimed folder on purpose. The
+    claim of a run that crashed before writing anything (its process gone) is taken over, with
+    that run's temporary files: it blocked every re-run."""
     try:
         p.mkdir(parents=True, exist_ok=True)
+        if not holds_results(p):
+            for q in p.iterdir():
+                q.unlink(missing_ok=True)  # only leftovers: a stale claim, dead writers' temporaries
         fd = os.open(p / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     except FileExistsError:
         raise AedetectError(f"{p}: another run has claimed this folder; choose a new --out") from None
@@ -169,7 +212,7 @@ def claim_dir(p: Path) -> Path:
         raise OutputError(f"{p}: cannot create the run folder ({e.strerror or e})") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(f"pid {os.getpid()} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
-    if any(q.name != CLAIM_FILE for q in p.iterdir()):  # filled between our check and the claim
+    if any(q.name != CLAIM_FILE and not leftover(q) for q in p.iterdir()):  # filled between our check and the claim
         raise AedetectError(f"{p}: folder exists and is not empty; choose a new --out")
     return p
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from aedetect.errors import AedetectError
+from aedetect.util.fsutil import holds_results, pid_alive
 from aedetect.util.names import parse_temp_name
 
 
@@ -55,7 +56,7 @@ def check_out_folder(out: str | Path | None, option: str = "--out") -> None:
     p = Path(out)
     if p.is_file() or (p.exists() and not p.is_dir()):
         raise OutputPathError(f"{option} {p}: is a file, not a folder; choose a folder to create")
-    if p.is_dir() and any(p.iterdir()):
+    if p.is_dir() and holds_results(p):
         raise OutputPathError(f"{option} {p}: folder exists and is not empty; choose a new {option}")
     parent = next((a for a in [p, *p.parents] if a.exists()), Path("."))
     if not parent.is_dir():
@@ -89,16 +90,6 @@ def writes_to(path: str | Path) -> Iterator[None]:
         raise OutputPathError(f"{path}: {why}") from None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 def remove_orphans(folder: str | Path, recursive: bool = True) -> list[Path]:
     """Delete the temporary files that aedetect writers killed mid-write left in ``folder``:
     names that :func:`aedetect.util.names.temp_name` made (its tag checked, so a user's
@@ -115,7 +106,7 @@ def remove_orphans(folder: str | Path, recursive: bool = True) -> list[Path]:
         if pid is None or p.is_symlink() or not p.is_file():
             continue
         try:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 p.unlink()
                 removed.append(p)
         except OSError:
