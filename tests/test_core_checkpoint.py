@@ -63,7 +63,13 @@ def test_tampered_weights_fail_the_checksum(saved: tuple[Path, ConvAutoencoder])
 
 def test_tampered_config_is_caught_by_shape_check(saved: tuple[Path, ConvAutoencoder]) -> None:
     path, _ = saved
-    rewrite_model_meta(path, lambda m: m["config"]["model"].__setitem__("widths", [8, 16, 32]))
+    from aedetect.core.header import RECORD_KEY, record_digest
+
+    def crafted(m):  # type: ignore[no-untyped-def]
+        m["config"]["model"]["widths"] = [8, 16, 32]
+        m[RECORD_KEY] = record_digest(m)  # recomputed (the checksum alone refuses an edit first)
+
+    rewrite_model_meta(path, crafted)
     with pytest.raises(ModelFileError, match="shape"):
         load_model(path)
 

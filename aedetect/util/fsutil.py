@@ -204,7 +204,8 @@ def claim_dir(p: Path) -> Path:
         p.mkdir(parents=True, exist_ok=True)
         if not holds_results(p):
             for q in p.iterdir():
-                q.unlink(missing_ok=True)  # only leftovers: a stale claim, dead writers' temporaries
+                if leftover(q):  # asked again: another run may have claimed it since
+                    q.unlink(missing_ok=True)
         fd = os.open(p / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     except FileExistsError:
         raise AedetectError(f"{p}: another run has claimed this folder; choose a new --out") from None
