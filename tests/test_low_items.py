@@ -156,3 +156,17 @@ def test_a_crashed_runs_claim_does_not_block_the_rerun(tmp_path: Path, model_fil
     (live / CLAIM_FILE).write_text(f"pid {os.getpid()} at now\n")  # a run still going: refused
     r = runner.invoke(app, ["score", str(model_file), str(data), "--out", str(live)])
     assert r.exit_code == 1 and "not empty" in r.output, r.output
+
+
+def test_inspect_one_image_skips_the_map_and_bad_counts_are_usage_errors(tmp_path: Path) -> None:
+    model = untrained_model(tmp_path / "m.safetensors")
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.fromarray(np.full((16, 16), 70, np.uint8)).save(one / "a.png")
+    r = runner.invoke(app, ["inspect", str(model), str(one), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "latent_map" in r.output and "needs at least 3" in r.output
+    assert (tmp_path / "o" / "index.html").is_file() and not (tmp_path / "o" / "latent_map.png").exists()
+    for args in (["--images", "0"], ["--max-points", "1"], ["--steps", "1"]):
+        r = runner.invoke(app, ["inspect", str(model), str(one), "--out", str(tmp_path / "p"), *args])
+        assert r.exit_code == 64 and args[0] in r.output and not (tmp_path / "p").exists(), r.output

@@ -28,10 +28,12 @@ def inspect(
     """Filters, activations, reconstructions, latent interpolation and a latent map, in one folder."""
     from aedetect.inspect import inspect_model
 
-    if steps < 2:
-        from aedetect.errors import ConfigError
+    from aedetect.core.checks import check_whole_number
+    from aedetect.inspect.report import MIN_MAP_POINTS
 
-        raise ConfigError(f"--steps: needs at least 2 (the two ends), got {steps}")
+    check_whole_number("--steps", steps, 2)  # the two ends
+    check_whole_number("--images", images, 1)
+    check_whole_number("--max-points", max_points, MIN_MAP_POINTS)
     res = inspect_model(model, data, out, index=index, index_b=index_b, steps=steps, n_images=images,
                         tsne=tsne, max_points=max_points, data_root=data_root)
     for p in res.pictures:

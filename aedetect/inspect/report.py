@@ -108,6 +108,18 @@ def second_index(images: ImageSet, first: int) -> int:
     return (first + 1) % n
 
 
+MIN_MAP_POINTS = 3  # PCA to 2-D needs two; t-SNE's perplexity (at least 2) must stay below the count
+
+
+def why_no_map(points: int, values: int) -> str | None:
+    """Why the 2-D map of ``points`` codes of ``values`` numbers each cannot be drawn, or None."""
+    if points < MIN_MAP_POINTS:
+        return f"{points} image(s); a 2-D map needs at least {MIN_MAP_POINTS}"
+    if values < 2:
+        return f"the codes hold {values} value(s) each; a 2-D map needs at least 2"
+    return None
+
+
 def latent_map(codes: Tensor, colour: Tensor | None, names: list[str] | None, path: Path, method: str,
                title: str) -> Path:
     """Scatter of the codes projected to 2-D by PCA or t-SNE, one colour per class."""
@@ -224,10 +236,17 @@ def inspect_model(model_path: str | Path, data: str | ImageSet | None, out: str 
         codes = encode_set(model, sample, scaling)
         colour, names, by = _colours(sample)
         method = "tsne" if tsne else "pca"
-        latent_map(codes, colour, names, out / "latent_map.png", method,
-                   f"{method.upper()} of {len(sample)} latent codes ({codes.shape[1]} values each){by}")
-        res.pictures.append(Picture("latent_map", f"Latent codes in 2-D ({'t-SNE' if tsne else 'PCA'})",
-                                    f"{len(sample)} images of {source}{by}", "latent_map.png"))
+        pic = Picture("latent_map", f"Latent codes in 2-D ({'t-SNE' if tsne else 'PCA'})",
+                      f"{len(sample)} images of {source}{by}")
+        why = why_no_map(len(sample), codes.shape[1])
+        if why:
+            pic.skipped = f"not drawn: {why}"
+            log.info("latent map skipped: %s", why)
+        else:
+            latent_map(codes, colour, names, out / "latent_map.png", method,
+                       f"{method.upper()} of {len(sample)} latent codes ({codes.shape[1]} values each){by}")
+            pic.file = "latent_map.png"
+        res.pictures.append(pic)
         bar.advance()
     write_index(out / "index.html", res.pictures, res.info, cfg.to_dict())
     return res
