@@ -170,3 +170,38 @@ def test_inspect_one_image_skips_the_map_and_bad_counts_are_usage_errors(tmp_pat
     for args in (["--images", "0"], ["--max-points", "1"], ["--steps", "1"]):
         r = runner.invoke(app, ["inspect", str(model), str(one), "--out", str(tmp_path / "p"), *args])
         assert r.exit_code == 64 and args[0] in r.output and not (tmp_path / "p").exists(), r.output
+
+
+def test_resume_with_a_checkpoint_lacking_its_config_is_one_line(tmp_path: Path) -> None:
+    import json as _json
+
+    import torch
+    from safetensors.torch import save_file
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_file({"model.w": torch.zeros(2)}, str(run / "checkpoint.safetensors"), metadata={
+        "aedetect-training-state": _json.dumps({"param_groups": [], "opt_scalars": {}, "info": {"epoch": 1}})})
+    r = runner.invoke(app, ["fit", "digits", "--resume", str(run)])
+    assert r.exit_code == 1 and "without the run's config" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_resume_of_a_finished_run_on_other_data_is_refused(tmp_path: Path) -> None:
+    import json as _json
+
+    from aedetect.core.checks import check_resume_data
+    from aedetect.errors import ConfigError
+
+    run, a, b = tmp_path / "run", tmp_path / "a", tmp_path / "b"
+    for d in (run, a, b):
+        d.mkdir()
+    (run / "summary.json").write_text(_json.dumps({"data": str(a)}))
+    check_resume_data(run, str(a))
+    check_resume_data(run, str(b / ".." / "a"))  # the same folder spelled another way
+    with pytest.raises(ConfigError, match="trained on"):
+        check_resume_data(run, str(b))
+    (run / "summary.json").write_text(_json.dumps({"data": "digits"}))
+    with pytest.raises(ConfigError, match="trained on digits, not mnist"):
+        check_resume_data(run, "mnist")
+    r = runner.invoke(app, ["fit", "mnist", "--resume", str(run)])
+    assert r.exit_code == 64 and "trained on digits" in r.output, r.output

@@ -72,6 +72,9 @@ def fit(
                                            "level": parse_level(noise_level) if noise_level else None})
     overrides = deep_merge(overrides, parse_sets(set_))
     if resume is not None:
+        from aedetect.core.checks import check_resume_data
+
+        check_resume_data(resume, data)  # a finished run is not trained on on other images
         cfg = resume_config(resume)
         apply_overrides(cfg, {"train": overrides.get("train", {})})
         cfg.validate()

@@ -35,3 +35,25 @@ def check_device(name: str, option: str = "--device") -> None:
         raise ConfigError(f"{option}: 'cuda' requested but no CUDA device is available (use --device cpu or auto)")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise ConfigError(f"{option}: 'mps' requested but no Apple Metal device is available (use --device cpu or auto)")
+
+
+def check_resume_data(run: str | Path, data: str) -> None:
+    """``fit --resume RUN`` on DATA other than the run trained on is refused: a finished run
+    (its summary.json names its data) would go on training on other images and write over its
+    model. Folders are compared resolved; a recorded folder that no longer exists here, or an
+    interrupted run (nothing recorded yet), is not judged."""
+    import json
+
+    summary = Path(run) / "summary.json"
+    try:
+        recorded = json.loads(summary.read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(recorded, str) or recorded == data:
+        return
+    was, now = Path(recorded), Path(data)
+    if was.exists() and now.exists() and was.resolve() == now.resolve():
+        return  # one folder, spelled two ways
+    if was.exists() or not now.exists():  # a recorded folder here, or two dataset names, that differ
+        raise ConfigError(f"--resume {run}: the run trained on {recorded}, not {data}; resume it on the same "
+                          "DATA or start a new --out")

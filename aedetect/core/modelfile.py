@@ -255,18 +255,34 @@ def load_training_state(path: str | Path) -> TrainingState:
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["aedetect-training-state"])
+        _check_state_record(p, meta)  # before the tensors are read
         tensors = load_file(str(p))
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise ModelFileError(f"{p}: not a readable training checkpoint ({e})") from None
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     opt_state: dict[int, dict[str, Any]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            opt_state.setdefault(int(pid), {})[name] = v
-    for pid, scalars in meta["opt_scalars"].items():
-        opt_state.setdefault(int(pid), {}).update(scalars)
+    try:
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, name = k.split(".", 2)
+                opt_state.setdefault(int(pid), {})[name] = v
+        for pid, scalars in meta["opt_scalars"].items():
+            opt_state.setdefault(int(pid), {}).update(scalars)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ModelFileError(f"{p}: optimizer state of the training checkpoint is malformed ({e})") from None
     return TrainingState(model_state=model_state, best_state=best_state,
                          optimizer_state={"state": opt_state, "param_groups": meta["param_groups"]},
                          info=meta["info"])
+
+
+def _check_state_record(p: Path, meta: Any) -> None:
+    """The JSON of a training checkpoint holds what resuming reads, in the types it reads them:
+    a damaged or hand-made checkpoint is one line, not a KeyError in the middle of --resume."""
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{p}: training checkpoint record is not a JSON object")
+    for key, kind in (("info", dict), ("opt_scalars", dict), ("param_groups", list)):
+        if not isinstance(meta.get(key), kind):
+            raise ModelFileError(f"{p}: training checkpoint without its {key} (damaged or not written by aedetect fit)")
+    if not isinstance(meta["info"].get("config"), dict):
+        raise ModelFileError(f"{p}: training checkpoint without the run's config; it cannot be resumed")
