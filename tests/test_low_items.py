@@ -205,3 +205,13 @@ def test_resume_of_a_finished_run_on_other_data_is_refused(tmp_path: Path) -> No
         check_resume_data(run, "mnist")
     r = runner.invoke(app, ["fit", "mnist", "--resume", str(run)])
     assert r.exit_code == 64 and "trained on digits" in r.output, r.output
+
+
+def test_a_file_name_cannot_write_a_log_line_of_its_own(tmp_path: Path, folder: Path) -> None:
+    (folder / "x\nwarning: all files verified.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    (folder / "y\x1b[2Kz.png").write_bytes(b"not an image")
+    model = untrained_model(tmp_path / "m.safetensors")
+    r = runner.invoke(app, ["denoise", str(model), str(folder), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert not any(line.startswith("warning: all files") for line in r.output.splitlines()), r.output
+    assert "\x1b[2K" not in r.output and "x\\x0awarning: all files verified.png" in r.output

@@ -87,7 +87,7 @@ def denoise(
                   f"[{'red' if rep.failed else 'green'}]failed {len(rep.failed)}[/] of {n} in {rep.seconds:.1f} s",
                   highlight=False)
     for rel, why in rep.failed:
-        console.print(f"  failed {rel}: {why}", highlight=False, markup=False)
+        console.print(f"  failed {plain(rel)}: {plain(why)}", highlight=False)
     typer.echo(str(out))
     if rep.failed:
         raise typer.Exit(EXIT_FOUND if rep.done or rep.skipped else EXIT_ERROR)

@@ -11,7 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, Text
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from aedetect.util.launch import is_secondary_rank
-from aedetect.util.text import printable
+from aedetect.util.text import one_line
 
 # soft_wrap: a line printed (a warning, "failed PATH: why") is never broken at the terminal's
 # width, nor at rich's 80 columns when stderr is a pipe or a log file: one record, one line.
@@ -22,11 +22,12 @@ def plain(text: object) -> str:
     """The one door from user text to rich markup: a path, a file name, a defect kind or a value
     read from a model file, shown literally. ``out[/x]`` or ``a[bold]b.png`` would otherwise be
     parsed as markup (a MarkupError traceback after the outputs were written, or a changed
-    style); an undecodable byte shows as ``\\xNN`` (:func:`~aedetect.util.text.printable`).
+    style); an undecodable byte or a control character shows as ``\\xNN``
+    (:func:`~aedetect.util.text.one_line`: a file name cannot add a log line of its own).
     Every console.print, table title and table cell that holds such text goes through here."""
     from rich.markup import escape
 
-    return escape(printable(text))
+    return escape(one_line(text))
 
 
 class Bar:

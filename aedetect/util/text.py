@@ -9,6 +9,18 @@ byte as ``\\xNN`` instead, so the name stays recognisable and every output stays
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: object) -> str:
+    """:func:`printable`, and every control character (a newline, a carriage return, the escape
+    that starts a terminal colour or cursor sequence) as ``\\xNN``: a file name can then
+    neither start a second, made-up log line nor rewrite the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                        printable(text))
+
 
 def printable(text: object) -> str:
     """``str(text)`` with surrogate-escaped bytes as ``\\xNN`` (and any other lone surrogate as
