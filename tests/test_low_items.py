@@ -215,3 +215,32 @@ def test_a_file_name_cannot_write_a_log_line_of_its_own(tmp_path: Path, folder: 
     assert r.exit_code == 2, r.output
     assert not any(line.startswith("warning: all files") for line in r.output.splitlines()), r.output
     assert "\x1b[2K" not in r.output and "x\\x0awarning: all files verified.png" in r.output
+
+
+def test_json_outputs_are_strict() -> None:
+    import json as _json
+
+    from aedetect.util.text import strict_json
+
+    text = strict_json({"auroc": float("nan"), "rows": [1.0, float("inf")], "ok": 0.5})
+    assert _json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        "auroc": None, "rows": [1.0, None], "ok": 0.5}
+
+
+def test_info_json_of_a_model_with_a_nan_metric_is_strict_json(tmp_path: Path) -> None:
+    import json as _json
+
+    from aedetect.core.header import RECORD_KEY, record_digest
+
+    from conftest import rewrite_model_meta
+
+    model = untrained_model(tmp_path / "m.safetensors")
+
+    def edit(m):  # type: ignore[no-untyped-def]
+        m["training"] = {"best_val_loss": float("nan")}
+        m[RECORD_KEY] = record_digest(m)
+    rewrite_model_meta(model, edit)
+    r = runner.invoke(app, ["info", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    d = _json.loads(r.output, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert d["training"]["best_val_loss"] is None

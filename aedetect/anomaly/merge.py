@@ -25,6 +25,7 @@ from aedetect.anomaly.score import (CSV_HEADER, SHARD_PIXELS, SHARD_RECORD, Scor
                                     save_curves)
 from aedetect.errors import DataError
 from aedetect.util.csvsafe import SafeWriter
+from aedetect.util.text import strict_json
 from aedetect.util.fsutil import atomic_path, check_new_dir, new_run_dir, write_text_atomic
 
 _INDEXED = re.compile(r"^(\d{5})_(.*)$")
@@ -113,7 +114,7 @@ def merge_scores(shards: list[str | Path], out: str | Path | None = None, copy_h
                        **first.get("model_metrics", {}))
         if rows:
             metrics["per_kind"] = [r.as_dict() for r in rows]
-        write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
+        write_text_atomic(run / "metrics.json", strict_json(metrics, indent=2))
         if both_classes(labels):
             save_curves(run, labels, scores, first["threshold"])  # type: ignore[arg-type]
     n_maps = _copy_heatmaps(folders, run / "heatmaps", local_to_row, merged_index) if copy_heatmaps else 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from aedetect.anomaly.selectreport import model_metrics
 from aedetect.data.shard import Shard
 from aedetect.util.csvsafe import SafeWriter
 from aedetect.util.names import RunNames
-from aedetect.util.text import printable
+from aedetect.util.text import printable, strict_json
 from aedetect.anomaly.report import write_report
 from aedetect.anomaly.reportplots import save_curves, save_histogram
 from aedetect.anomaly.scoreopts import check_score_options
@@ -93,7 +92,7 @@ def write_shard_record(run: Path, shard: Shard, stream: Any, row_paths: list[str
         if acc is not None:
             with atomic_path(run / name) as tmp, open(tmp, "wb") as fh:
                 acc.save(fh)
-    write_text_atomic(run / SHARD_RECORD, json.dumps(record))  # last: its presence means complete
+    write_text_atomic(run / SHARD_RECORD, strict_json(record))  # last: its presence means complete
 
 
 def compute_metrics(labels: np.ndarray | None, scores: np.ndarray, threshold: float,
@@ -255,7 +254,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
                        threshold_rule=det.calibration_.get("threshold_rule"), **model_metrics(det.calibration_))
         if rows:
             metrics["per_kind"] = [r.as_dict() for r in rows]
-        write_text_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
+        write_text_atomic(run / "metrics.json", strict_json(metrics, indent=2))
         if both_classes(all_labels):
             save_curves(run, all_labels, all_scores, det.threshold_)  # type: ignore[arg-type]
             plots += ["roc.png", "pr.png"]

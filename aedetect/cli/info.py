@@ -10,6 +10,7 @@ import typer
 
 from aedetect.cli.app import app, handle_errors
 from aedetect.util.progress import plain
+from aedetect.util.text import strict_json
 
 
 def summarise_banks(calibration: dict | None) -> dict | None:  # type: ignore[type-arg]
@@ -43,7 +44,7 @@ def info(
     if json_:
         if not banks:
             d["calibration"] = summarise_banks(d.get("calibration"))
-        typer.echo(json.dumps(d, indent=2))
+        typer.echo(strict_json(d, indent=2))
         return
     from rich.console import Console
     from rich.table import Table

@@ -9,7 +9,6 @@ the model's value space (what ``train.loss = mse`` measures: [0, 1] or [-1, 1]) 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.errors import AedetectError
 from aedetect.util.fsutil import write_text_atomic
+from aedetect.util.text import strict_json
 from aedetect.core.train import Corrupt
 
 log = logging.getLogger("aedetect")
@@ -108,5 +108,5 @@ def write_run_metrics(path: str | Path, model: nn.Module, cfg: Config, val_set: 
         out.update(test_mse=mse, test_mse_unit=unit, test_images=len(test_set), test_split=reason)
     else:
         out["test_reason"] = reason or "empty test split"
-    write_text_atomic(path, json.dumps(out, indent=2))
+    write_text_atomic(path, strict_json(out, indent=2))
     return out

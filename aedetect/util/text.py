@@ -9,7 +9,10 @@ byte as ``\\xNN`` instead, so the name stays recognisable and every output stays
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from typing import Any
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -20,6 +23,23 @@ def one_line(text: object) -> str:
     neither start a second, made-up log line nor rewrite the terminal."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
                         printable(text))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, **kwargs: Any) -> str:
+    """JSON that every parser reads: Python writes NaN and Infinity, which JSON has not (jq, a
+    browser's JSON.parse and Go refuse the file); a value that is not finite (an undefined
+    metric) is written as null."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
 
 
 def printable(text: object) -> str:
