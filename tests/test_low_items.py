@@ -244,3 +244,51 @@ def test_info_json_of_a_model_with_a_nan_metric_is_strict_json(tmp_path: Path) -
     assert r.exit_code == 0, r.output
     d = _json.loads(r.output, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert d["training"]["best_val_loss"] is None
+
+
+@pytest.fixture()
+def two_shards(tmp_path: Path, model_file: Path, digits_uint8) -> list[Path]:  # type: ignore[no-untyped-def]
+    images, _ = digits_uint8
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(6):
+        Image.fromarray(images[i]).resize((16, 16), Image.NEAREST).save(data / f"d{i}.png")
+    shards = []
+    for k in range(2):
+        out = tmp_path / f"s{k}"
+        r = runner.invoke(app, ["score", str(model_file), str(data), "--out", str(out), "--all-heatmaps",
+                                "--no-report", "--shard", f"{k}/2"])
+        assert r.exit_code == 0, r.output
+        shards.append(out)
+    return shards
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda s: (s / "shard.json").write_text("[1, 2]"), "not a JSON object"),
+    (lambda s: (s / "shard.json").write_text(_edit_json(s / "shard.json", "index")), "index is None"),
+    (lambda s: (s / "scores.csv").write_text((s / "scores.csv").read_text().splitlines()[0] + "\na,b\n"
+                                             + "\n".join((s / "scores.csv").read_text().splitlines()[2:]) + "\n"),
+     "line 2 is not a row"),
+])
+def test_merge_takes_a_damaged_shard_folder_in_one_line(two_shards: list[Path], tmp_path: Path, damage, words: str) -> None:  # type: ignore[no-untyped-def]
+    damage(two_shards[1])
+    r = runner.invoke(app, ["merge", *map(str, two_shards), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 1 and words in r.output and "Traceback" not in r.output, (r.output, r.exception)
+
+
+def _edit_json(path: Path, drop: str) -> str:
+    import json as _json
+
+    rec = _json.loads(path.read_text())
+    rec.pop(drop)
+    return _json.dumps(rec)
+
+
+def test_merge_never_copies_a_link_planted_in_a_shard(two_shards: list[Path], tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (two_shards[0] / "heatmaps" / "zz_link.png").symlink_to(secret)
+    r = runner.invoke(app, ["merge", *map(str, two_shards), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    copied = sorted(p.name for p in (tmp_path / "m" / "heatmaps").rglob("*"))
+    assert "zz_link.png" not in copied and len(copied) == 6

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -41,9 +42,45 @@ def _read_shard(folder: Path) -> tuple[dict[str, Any], list[list[str]]]:
             rows = list(csv.reader(fh))
     except (OSError, ValueError, csv.Error) as e:
         raise DataError(f"{folder}: cannot read the shard: {e}") from None
-    if not rows or rows[0] != CSV_HEADER or len(rows) - 1 != len(rec.get("positions", ())):
+    _check_record(folder, rec)
+    if not rows or rows[0] != CSV_HEADER or len(rows) - 1 != len(rec["positions"]):
         raise DataError(f"{folder}: scores.csv does not match {SHARD_RECORD} (edited or from another run?)")
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(CSV_HEADER) or (not row[6] and not _is_number(row[1])) or (
+                rec["labelled"] and not row[6] and row[4] not in ("0", "1")):
+            raise DataError(f"{folder}/scores.csv: line {i} is not a row of aedetect score (edited?)")
     return rec, rows[1:]
+
+
+# What merging reads of a shard record, and the type it must have: a shard folder is input
+# (copied, edited, or made by hand), so a missing key or a wrong type is one line, not a KeyError.
+_RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "shard": str, "index": int, "count": int, "positions": list, "threshold": (int, float),
+    "labelled": bool, "with_masks": bool, "all_anomalous_masked": bool, "any_masked": bool,
+}
+
+
+def _check_record(folder: Path, rec: Any) -> None:
+    if not isinstance(rec, dict):
+        raise DataError(f"{folder}/{SHARD_RECORD}: not a JSON object (edited or not written by aedetect score --shard)")
+    for key, kind in _RECORD_TYPES.items():
+        if not isinstance(rec.get(key), kind) or (kind is int and isinstance(rec.get(key), bool)):
+            raise DataError(f"{folder}/{SHARD_RECORD}: {key} is {rec.get(key)!r} (edited or not written by "
+                            "aedetect score --shard)")
+    if not 0 <= rec["index"] < rec["count"] or not all(
+            isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in rec["positions"]):
+        raise DataError(f"{folder}/{SHARD_RECORD}: index or positions out of range")
+    kinds = rec.get("pixel_kinds", [])
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise DataError(f"{folder}/{SHARD_RECORD}: pixel_kinds is not a list of names")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _check_complete(records: list[tuple[Path, dict[str, Any]]]) -> None:
@@ -133,6 +170,18 @@ def _kind_pixels(read: list[tuple[Path, dict[str, Any], list[list[str]]]]) -> Ki
     return kp
 
 
+def _heatmap_files(src: Path) -> list[Path]:
+    """The PNG files below a shard's heatmaps/, links not followed: a link planted in a shard
+    folder (to /etc/shadow, to another user's files) is never copied into the joined run."""
+    found = []
+    for root, dirs, files in os.walk(src, followlinks=False):
+        for name in files:
+            p = Path(root) / name
+            if name.lower().endswith(".png") and not p.is_symlink() and p.is_file():
+                found.append(p)
+    return sorted(found)
+
+
 def _copy_heatmaps(folders: list[Path], dest: Path, local_to_row: dict[tuple[int, int], int],
                    merged_index: dict[int, int]) -> int:
     """Copy every shard's heat maps; a name numbered by the shard's row is renumbered to the
@@ -142,7 +191,7 @@ def _copy_heatmaps(folders: list[Path], dest: Path, local_to_row: dict[tuple[int
         src = folder / "heatmaps"
         if not src.is_dir():
             continue
-        for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        for f in _heatmap_files(src):
             rel = f.relative_to(src)
             m = _INDEXED.match(rel.name)
             if m and (k, int(m.group(1))) in local_to_row:
