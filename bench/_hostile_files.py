@@ -148,3 +148,52 @@ def truncate(src: Path, dst: Path, keep: int) -> Path:
     """The first ``keep`` bytes (negative: all but the last -keep)."""
     dst.write_bytes(src.read_bytes()[:keep])
     return dst
+
+
+# ---- issue 27: crafted model files (checksum recomputed), names, photos --------------------
+def craft_meta(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    """:func:`rewrite_meta` with the record checksum recomputed after ``edit``: what anyone who
+    reads aedetect's source can do, so only limits and field checks stand in the way."""
+    from aedetect.core.header import RECORD_KEY, record_digest
+
+    def both(meta):  # type: ignore[no-untyped-def]
+        edit(meta)
+        meta[RECORD_KEY] = record_digest(meta)
+    return rewrite_meta(src, dst, both)
+
+
+def float16_bank(rows: int, cols: int, nbytes: int | None = None) -> dict:  # type: ignore[type-arg]
+    """A latent or feature bank record; ``nbytes`` other than rows x cols x 2 makes it misshapen."""
+    import base64
+
+    n = rows * cols * 2 if nbytes is None else nbytes
+    return {"shape": [rows, cols], "float16_base64": base64.b64encode(bytes(n)).decode("ascii")}
+
+
+COLLIDING_NAMES = ("n00 x.png", "n00_x.png", "x (1).png", "x(1).png")
+LONG_NAME = "p" * 236 + ".png"  # 240 bytes: legal; its temporary sibling was not
+FORMULA_NAMES = ('=HYPERLINK("http:x","click").png', "+1+2.png", "-cmd.png", "@SUM(A1).png")
+FORMULA_KIND = "=cmd|' -c calc'!A0"
+
+
+def exif_photo(path: Path, orientation: int = 6) -> Path:
+    """An RGB camera crop with EXIF (orientation, make), an sRGB ICC profile and 300 DPI."""
+    from PIL import ImageCms
+
+    g = camera(32, 48)
+    rgb = np.stack([g, g // 2 + 60, 255 - g], axis=2)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "hostile-bench"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    opts: dict = {"exif": exif.tobytes(), "icc_profile": icc}  # type: ignore[type-arg]
+    if path.suffix.lower() != ".webp":
+        opts["dpi"] = (300, 300)
+    Image.fromarray(rgb).save(path, **opts)
+    return path
+
+
+def lossless_webp(path: Path) -> Path:
+    g = camera(32, 48)
+    Image.fromarray(np.stack([g, g, 255 - g], axis=2)).save(path, lossless=True)
+    return path

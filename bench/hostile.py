@@ -1,6 +1,6 @@
 """Hostile inputs through every command: one line per case, how the command took it.
 
-    python bench/hostile.py [--work DIR] [--only SUBSTRING]
+    python bench/hostile.py [--work DIR] [--only SUBSTRING] [--round 1|2|all]
 
 Builds, under DIR (default a new temporary folder), a corpus of bad image files (truncated,
 zero-byte, wrong extension, huge declared size, multi-page, animated, non-UTF-8 names, symlink
@@ -18,6 +18,14 @@ outcome is one of ``clean error`` (exit != 0, one error line), ``warning and ski
 12 images used, the bad file never mentioned), ``traceback`` (a Python traceback in the
 output) or ``timeout``.
 The last line counts tracebacks. Zero is the bar.
+
+Round 2 (issue 27) adds the kinds a second probe found: outputs aimed at inputs (an --out that
+holds the input, --out inside DATA or --normal-dir, export over its own model, user files that
+look like temporaries), names that sanitise alike and a 240-byte name, crafted model files
+whose checksum is recomputed (sizes, widths, depth, latent grid, malformed calibration
+fields), formula cells in the CSVs, photo metadata through denoise, SIGTERM mid-score, and a
+read-only or full --out. Each row also says how many bytes of the user's files changed, and a
+crafted model's row the command's peak memory (``os.wait4``) and seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +58,9 @@ class Outcome:
     command: str
     outcome: str
     detail: str
+    changed: int = 0  # bytes of the user's files changed, added inside an input tree, or deleted
+    peak_mb: float | None = None  # the command's peak resident memory (second-round cases)
+    seconds: float | None = None
 
 
 def digits16() -> list[np.ndarray]:
@@ -298,13 +310,379 @@ def prepare(work: Path, images: list[np.ndarray]) -> tuple[Path, Path, Path]:
     cfg = build_config("denoise-unet", overrides={"model": {"widths": [8, 16], "convs_per_level": 1}})
     torch.manual_seed(0)
     denoiser = save_model(work / "denoiser.safetensors", ConvAutoencoder(cfg.model), cfg)
+    rgb = build_config("denoise-unet", overrides={"data": {"channels": 3}, "model": {"widths": [8, 16], "convs_per_level": 1}})
+    torch.manual_seed(0)
+    save_model(work / "denoiser-rgb.safetensors", ConvAutoencoder(rgb.model), rgb)
     return work / "anomaly" / "model.safetensors", denoiser, good_folder(work / "clean", images)
+
+
+# ---- second round (issue 27): output paths, names, crafted models, CSV, metadata, signal, disk
+@dataclass
+class Context:
+    work: Path
+    images: list[np.ndarray]
+    anomaly: Path
+    denoiser: Path
+    clean: Path
+
+
+def aedetect_measured(*args: str | Path, timeout: float = TIMEOUT_S) -> tuple[subprocess.CompletedProcess[bytes], float, float]:
+    """:func:`aedetect` with the child's own peak resident memory (``os.wait4``'s rusage) and
+    wall time: (result, seconds, peak MB)."""
+    exe = shutil.which("aedetect") or sys.executable
+    cmd = [exe] + ([] if exe != sys.executable else ["-m", "aedetect"]) + [os.fsencode(str(a)) if isinstance(a, Path) else a for a in args]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, "MPLBACKEND": "Agg"})
+        timed_out = False
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - t0 > timeout:
+                p.kill()
+                pid, status, usage = os.wait4(p.pid, 0)
+                timed_out = True
+                break
+            time.sleep(0.02)
+        seconds = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read() + (b"\n<timeout>" if timed_out else b"")
+    return subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr), seconds, usage.ru_maxrss / 1024
+
+
+def snapshot(*roots: Path) -> dict[str, tuple[int, str]]:
+    """Every file below ``roots`` (links not followed): size and SHA-256."""
+    import hashlib
+
+    seen: dict[str, tuple[int, str]] = {}
+    for root in roots:
+        for dirpath, _, files in os.walk(root, followlinks=False):
+            for name in files:
+                f = Path(dirpath) / name
+                if f.is_file() and not f.is_symlink():
+                    data = f.read_bytes()
+                    seen[str(f)] = (len(data), hashlib.sha256(data).hexdigest())
+    return seen
+
+
+def changed_bytes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> int:
+    """Bytes of files changed or deleted, and of files added inside the watched trees."""
+    n = sum(size for f, (size, digest) in before.items() if after.get(f, (0, ""))[1] != digest)
+    return n + sum(size for f, (size, _) in after.items() if f not in before)
+
+
+def _digit_folder(root: Path, images: list[np.ndarray], n: int = GOOD, names: tuple[str, ...] = ()) -> Path:
+    good_folder(root, images, n)
+    for i, name in enumerate(names):
+        Image.fromarray(images[100 + i]).save(root / name)
+    return root
+
+
+def case_output_paths(ctx: Context, case: str) -> list[Outcome]:
+    """Outputs aimed at inputs: --out a parent of the input, --out inside DATA or --normal-dir,
+    export over its own model, and user files that look like temporaries below --out."""
+    w = ctx.work / "r2-paths"
+    rows = []
+    dp = w / "dp"
+    (dp / "in" / "in").mkdir(parents=True)
+    Image.fromarray(ctx.images[1]).save(dp / "in" / "x.png")
+    Image.fromarray(ctx.images[2]).save(dp / "in" / "in" / "x.png")
+    before = snapshot(dp / "in")
+    r = aedetect("denoise", ctx.denoiser, dp / "in", "--out", dp, "--overwrite")
+    o = judge(case + ": --out holds the input", "denoise", r, None, ctx.work)
+    o.changed = changed_bytes(before, snapshot(dp / "in"))
+    rows.append(o)
+
+    data = _digit_folder(w / "data", ctx.images)
+    before = snapshot(data)
+    r = aedetect("fit", data, "--preset", "small", "--epochs", "1", "--size", "16", "--out", data / "run1")
+    o = judge(case + ": --out inside DATA", "fit", r, None, ctx.work)
+    o.changed = changed_bytes(before, snapshot(data))
+    rows.append(o)
+
+    normal, abnormal = _digit_folder(w / "good", ctx.images, 4), _digit_folder(w / "bad", ctx.images[20:], 4)
+    before = snapshot(normal)
+    r = aedetect("score", ctx.anomaly, w / "none", "--normal-dir", normal, "--abnormal-dir", abnormal,
+                 "--out", normal / "run")
+    o = judge(case + ": --out inside --normal-dir", "score", r, None, ctx.work)
+    o.changed = changed_bytes(before, snapshot(normal))
+    rows.append(o)
+
+    model = Path(shutil.copy(ctx.anomaly, w / "v.safetensors"))
+    before = snapshot(model.parent)
+    r = aedetect("export", model, "--out", model, "--overwrite")
+    o = judge(case + ": export --out is the model", "export", r, None, ctx.work)
+    o.changed = changed_bytes({k: v for k, v in before.items() if k == str(model)},
+                              {k: v for k, v in snapshot(model.parent).items() if k == str(model)})
+    rows.append(o)
+
+    out = w / "out"
+    (out / "deep").mkdir(parents=True)
+    dead = _dead_pid()
+    mine = [out / ".thesis.abcd1234.tmp", out / "deep" / f".notes.{dead}.zz9yy8xx.tmp.txt"]
+    for f in mine:
+        f.write_text("my notes\n")
+        os.utime(f, (time.time() - 7200, time.time() - 7200))
+    before = snapshot(out)
+    r = aedetect("denoise", ctx.denoiser, _digit_folder(w / "noisy", ctx.images, 3), "--out", out)
+    o = judge(case + ": user files like temporaries", "denoise", r, None, ctx.work)
+    o.changed = changed_bytes({k: v for k, v in before.items() if Path(k) in mine},
+                              {k: v for k, v in snapshot(out).items() if Path(k) in mine})
+    rows.append(o)
+    return rows
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["sleep", "60"])
+    p.kill()
+    p.wait()
+    return p.pid
+
+
+def case_names(ctx: Context, case: str) -> list[Outcome]:
+    """Names that sanitise alike, and a 240-byte name: one heat map each, every file denoised."""
+    import _hostile_files as hf
+
+    names = (*hf.COLLIDING_NAMES, hf.LONG_NAME)
+    folder = _digit_folder(ctx.work / "r2-names" / "in", ctx.images, GOOD, names)
+    runs = ctx.work / "r2-names"
+    r = aedetect("score", ctx.anomaly, folder, "--out", runs / "score", "--all-heatmaps")
+    o = judge(case, "score", r, None, ctx.work)
+    maps = len(list((runs / "score" / "heatmaps").rglob("*.png"))) if (runs / "score" / "heatmaps").is_dir() else 0
+    if o.outcome == "processed":
+        o.detail = f"{images_taken('score', r, runs)} images scored, {maps} heat maps"
+        if maps != GOOD + len(names):
+            o.outcome = "wrong output"
+    r = aedetect("denoise", ctx.denoiser, folder, "--out", runs / "denoise")
+    d = judge(case, "denoise", r, None, ctx.work)
+    done = images_taken("denoise", r, runs)
+    if d.outcome in ("processed",) or r.returncode in (0, 2):
+        d.detail = f"{done} of {GOOD + len(names)} denoised (exit {r.returncode})"
+        d.outcome = "processed" if done == GOOD + len(names) else "wrong output"
+    return [o, d]
+
+
+def crafted_models() -> dict[str, Callable[[Path, Path], Path]]:
+    """Model files an attacker makes from a real one; every checksum recomputed unless said."""
+    import _hostile_files as hf
+
+    def setting(**kv: object) -> Callable[[dict], None]:  # type: ignore[type-arg]
+        def edit(m: dict) -> None:  # type: ignore[type-arg]
+            m["calibration"].setdefault("settings", {}).update(kv)
+        return edit
+
+    def cal(key: str, value: object | None) -> Callable[[dict], None]:  # type: ignore[type-arg]
+        def edit(m: dict) -> None:  # type: ignore[type-arg]
+            if value is None:
+                m["calibration"].pop(key, None)
+            else:
+                m["calibration"][key] = value
+        return edit
+
+    def knn(bank: dict) -> Callable[[dict], None]:  # type: ignore[type-arg]
+        def edit(m: dict) -> None:  # type: ignore[type-arg]
+            m["calibration"].setdefault("settings", {}).update(latent="knn")
+            m["calibration"].update(latent_bank=bank, recon_scale=1.0, latent_scale=1.0)
+        return edit
+
+    def backbone(m: dict) -> None:  # type: ignore[type-arg]
+        m["calibration"].setdefault("settings", {}).update(map="pretrained")
+        m["calibration"].update(feature_bank=hf.float16_bank(8, 176),
+                                pretrained_backbone={"safetensors_base64": "AAAAAAAAAAA="})
+
+    model = lambda **kv: (lambda m: m["config"]["model"].update(kv))  # noqa: E731
+    data = lambda **kv: (lambda m: m["config"]["data"].update(kv))  # noqa: E731
+    crafted = {
+        "intact (reference)": lambda m: None,  # the floor: import, load and score an intact copy
+        "data.size 8000x8000": data(size=[8000, 8000]),
+        "data.size 1e6 x 1e6": data(size=[1000000, 1000000]),
+        "widths [1] x 24": model(widths=[1] * 24),
+        "convs_per_level 30000": model(convs_per_level=30000),
+        "latent_grid 3000": setting(latent="knn", latent_source="features", latent_grid=3000),
+        "pixel_threshold missing": cal("pixel_threshold", None),
+        "spread 'x'": cal("spread", "x"),
+        "latent bank misshapen": knn(hf.float16_bank(10, 8, nbytes=70)),
+        "latent bank not base64": knn({"shape": [2, 2], "float16_base64": "@@@@"}),
+        "backbone garbage bytes": backbone,
+        "settings.map unknown": setting(map="nope"),
+    }
+    cases: dict[str, Callable[[Path, Path], Path]] = {
+        f"crafted: {k}": (lambda e: lambda s, d: hf.craft_meta(s, d, e))(e) for k, e in crafted.items()}
+    cases["crafted: convs 30000, old checksum"] = lambda s, d: hf.rewrite_meta(
+        s, d, lambda m: m["config"]["model"].__setitem__("convs_per_level", 30000))
+    return cases
+
+
+def run_crafted(ctx: Context, case: str, make: Callable[[Path, Path], Path]) -> list[Outcome]:
+    slug = re.sub(r"[^a-z0-9]+", "-", case.lower()).strip("-")
+    model = make(ctx.anomaly, ctx.work / "models" / f"{slug}.safetensors")
+    runs = ctx.work / "runs" / f"r2-{slug}"
+    calls = {
+        "info": ("info", model),
+        "score": ("score", model, ctx.clean, "--out", runs / "score"),
+        "denoise": ("denoise", model, ctx.clean, "--out", runs / "denoise"),
+        "calibrate": ("calibrate", model, "digits", "--normal-class", "0", "--out", runs / "c.safetensors"),
+        "export": ("export", model, "--out", runs / "m.onnx"),
+    }
+    rows = []
+    for command, args in calls.items():
+        r, seconds, peak = aedetect_measured(*args)
+        o = judge(case, command, r, None, ctx.work)
+        o.peak_mb, o.seconds = peak, seconds
+        rows.append(o)
+    return rows
+
+
+def case_csv(ctx: Context, case: str) -> list[Outcome]:
+    """Formula file names and an MVTec defect folder named like a command: scores.csv and
+    denoise_metrics.csv cells that a spreadsheet would run."""
+    import csv
+
+    import _hostile_files as hf
+
+    w = ctx.work / "r2-csv"
+    cat = w / "cat"
+    _digit_folder(cat / "train" / "good", ctx.images, 4)
+    _digit_folder(cat / "test" / "good", ctx.images[40:], 2)
+    _digit_folder(cat / "test" / hf.FORMULA_KIND, ctx.images[60:], 0, hf.FORMULA_NAMES)
+
+    def live(path: Path) -> int:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return sum(cell.startswith(("=", "+", "@", "\t", "\r")) or (cell.startswith("-") and not re.match(
+                r"^-[\d.]+(e[+-]?\d+)?$", cell)) for row in csv.reader(fh) for cell in row)
+
+    rows = []
+    r = aedetect("score", ctx.anomaly, cat, "--out", w / "score", "--no-report")
+    o = judge(case, "score", r, None, ctx.work)
+    if (w / "score" / "scores.csv").is_file():
+        n = live(w / "score" / "scores.csv")
+        o.detail, o.outcome = f"{n} live formula cell(s) in scores.csv", ("processed" if n == 0 else "formula cells")
+    rows.append(o)
+    src, ref = _digit_folder(w / "noisy", ctx.images, 0, hf.FORMULA_NAMES), _digit_folder(w / "ref", ctx.images, 0, hf.FORMULA_NAMES)
+    r = aedetect("denoise", ctx.denoiser, src, "--out", w / "denoise", "--reference", ref)
+    o = judge(case, "denoise", r, None, ctx.work)
+    if (w / "denoise" / "denoise_metrics.csv").is_file():
+        n = live(w / "denoise" / "denoise_metrics.csv")
+        o.detail, o.outcome = f"{n} live formula cell(s) in denoise_metrics.csv", ("processed" if n == 0 else "formula cells")
+    rows.append(o)
+    return rows
+
+
+def case_metadata(ctx: Context, case: str) -> list[Outcome]:
+    """A JPEG and a PNG with EXIF orientation 6, an ICC profile and 300 DPI, a lossless WebP."""
+    import _hostile_files as hf
+
+    w = ctx.work / "r2-meta"
+    src = w / "in"
+    src.mkdir(parents=True)
+    for name in ("p.jpg", "p.png"):
+        hf.exif_photo(src / name)
+    hf.lossless_webp(src / "l.webp")
+    r = aedetect("denoise", ctx.work / "denoiser-rgb.safetensors", src, "--out", w / "out")
+    o = judge(case, "denoise", r, None, ctx.work)
+    lost = []
+    for name in ("p.jpg", "p.png"):
+        f = w / "out" / name
+        if not f.is_file():
+            lost.append(f"{name} missing")
+            continue
+        with Image.open(f) as im:
+            if im.getexif().get(0x0112) != 6:
+                lost.append(f"{name} orientation")
+            if not im.info.get("icc_profile"):
+                lost.append(f"{name} ICC")
+            if round(im.info.get("dpi", (0, 0))[0]) != 300:
+                lost.append(f"{name} DPI")
+    if not (w / "out" / "l.webp").is_file() or b"VP8L" not in (w / "out" / "l.webp").read_bytes()[:4096]:
+        lost.append("l.webp lossless")
+    o.outcome = "processed" if not lost and r.returncode == 0 else "metadata lost"
+    o.detail = "EXIF orientation, ICC, DPI and lossless WebP kept" if not lost else "lost: " + ", ".join(lost)
+    return [o]
+
+
+def case_signal(ctx: Context, case: str) -> list[Outcome]:
+    """SIGTERM to a score run once it has claimed its folder: exit code, temporary files left."""
+    import signal
+
+    w = ctx.work / "r2-signal"
+    folder = good_folder(w / "in", ctx.images, 400)
+    out = w / "out"
+    exe = shutil.which("aedetect") or sys.executable
+    cmd = [exe] + ([] if exe != sys.executable else ["-m", "aedetect"]) + ["score", str(ctx.anomaly), str(folder),
+                                                                            "--out", str(out), "--all-heatmaps"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "MPLBACKEND": "Agg"})
+    t0 = time.perf_counter()
+    while not (out / "heatmaps").is_dir() and p.poll() is None and time.perf_counter() - t0 < TIMEOUT_S:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    stdout, stderr = p.communicate(timeout=TIMEOUT_S)
+    r = subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr)
+    o = judge(case, "score", r, None, ctx.work)
+    left = [f.name for f in out.rglob("*") if ".tmp" in f.name] if out.is_dir() else []
+    o.detail = f"exit {p.returncode}, {len(left)} temporary file(s) left, scores.csv {'written' if (out / 'scores.csv').exists() else 'absent'}"
+    o.outcome = "clean stop" if p.returncode in (130, 143) and not left else "dirty stop"
+    return [o]
+
+
+def case_disk(ctx: Context, case: str) -> list[Outcome]:
+    """denoise into a read-only --out (root without CAP_DAC_OVERRIDE, as any user is) and into a
+    full one (a 64 KB tmpfs, where mounting is allowed): one line, not a line per file."""
+    w = ctx.work / "r2-disk"
+    folder = good_folder(w / "in", ctx.images, 60)
+    rows = []
+    ro = w / "readonly"
+    ro.mkdir(parents=True)
+    ro.chmod(0o555)
+    args = ["denoise", str(ctx.denoiser), str(folder), "--out", str(ro)]
+    exe = shutil.which("aedetect") or sys.executable
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 and shutil.which("setpriv") else []
+    r = subprocess.run(drop + [exe] + args, capture_output=True, timeout=TIMEOUT_S)
+    o = judge(case + ": read-only --out", "denoise", r, None, ctx.work)
+    o.detail = f"exit {r.returncode}, {len([x for x in r.stderr.splitlines() if x.strip()])} line(s) on stderr: " + o.detail
+    rows.append(o)
+    full = w / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)], capture_output=True).returncode == 0
+    if mounted:
+        try:
+            r = subprocess.run([exe, "denoise", str(ctx.denoiser), str(folder), "--out", str(full)],
+                               capture_output=True, timeout=TIMEOUT_S)
+            o = judge(case + ": full --out", "denoise", r, None, ctx.work)
+            o.detail = f"exit {r.returncode}, {len([x for x in r.stderr.splitlines() if x.strip()])} line(s) on stderr: " + o.detail
+        finally:
+            subprocess.run(["umount", str(full)], capture_output=True)
+    else:
+        o = Outcome(case + ": full --out", "denoise", "not measured", "no tmpfs mount allowed here")
+    rows.append(o)
+    return rows
+
+
+def second_round_cases() -> dict[str, Callable[[Context, str], list[Outcome]]]:
+    cases: dict[str, Callable[[Context, str], list[Outcome]]] = {
+        "output path": case_output_paths,
+        "names (colliding, 240 bytes)": case_names,
+        "CSV formula cells": case_csv,
+        "photo metadata": case_metadata,
+        "SIGTERM mid-score": case_signal,
+        "disk": case_disk,
+    }
+    for name, make in crafted_models().items():
+        cases[name] = (lambda m: lambda ctx, case: run_crafted(ctx, case, m))(make)
+    return cases
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None, help="folder to build in (default: a new temporary one)")
     ap.add_argument("--only", default="", help="run only the cases whose name contains this")
+    ap.add_argument("--skip", default="", help="leave out the cases whose name contains this")
+    ap.add_argument("--round", choices=("1", "1-images", "1-models", "2", "all"), default="all",
+                    help="1: issue 11's bad files and damaged models (1-images, 1-models: one half); 2: issue "
+                         "27's kinds (output paths, names, crafted models, CSV, metadata, signal, read-only/full "
+                         "disk); all: both")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="aedetect-hostile-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -312,18 +690,36 @@ def main() -> None:
     anomaly, denoiser, clean = prepare(work, images)
     print(f"{'case':34} {'command':10} {'outcome':17} detail", flush=True)
     results: list[Outcome] = []
-    jobs = [("image", c, m) for c, m in image_cases().items()] + [("model", c, m) for c, m in model_cases(work).items()]
+    jobs: list[tuple[str, str, Callable[..., object]]] = []
+    if args.round in ("1", "1-images", "all"):
+        jobs += [("image", c, m) for c, m in image_cases().items()]
+    if args.round in ("1", "1-models", "all"):
+        jobs += [("model", c, m) for c, m in model_cases(work).items()]
+    if args.round in ("2", "all"):
+        jobs += [("second", c, m) for c, m in second_round_cases().items()]
     (work / "models").mkdir(exist_ok=True)
+    ctx = Context(work, images, anomaly, denoiser, clean)
     for kind, case, make in jobs:
-        if args.only and args.only not in case:
+        if (args.only and args.only not in case) or (args.skip and args.skip in case):
             continue
-        rows = (run_image_case(work, case, make, images, anomaly, denoiser) if kind == "image"
-                else run_model_case(work, case, make, anomaly, clean))
+        if kind == "image":
+            rows = run_image_case(work, case, make, images, anomaly, denoiser)  # type: ignore[arg-type]
+        elif kind == "model":
+            rows = run_model_case(work, case, make, anomaly, clean)  # type: ignore[arg-type]
+        else:
+            rows = make(ctx, case)  # type: ignore[assignment]
         for o in rows:
-            print(f"{o.case:34} {o.command:10} {o.outcome:17} {o.detail}", flush=True)
+            extra = "" if o.peak_mb is None else f" [{o.peak_mb:.0f} MB peak, {o.seconds:.1f} s]"
+            print(f"{o.case:34} {o.command:10} {o.outcome:17} {o.detail}{extra}"
+                  + (f" [{o.changed} user bytes changed]" if o.changed else ""), flush=True)
         results += rows
     n_tb = sum(o.outcome == "traceback" for o in results)
-    print(f"{len(results)} runs, {n_tb} traceback(s), {sum(o.outcome == 'timeout' for o in results)} timeout(s); work folder {work}")
+    measured = [o for o in results if o.peak_mb is not None]
+    print(f"{len(results)} runs, {n_tb} traceback(s), {sum(o.outcome == 'timeout' for o in results)} timeout(s), "
+          f"{sum(o.changed for o in results)} bytes of user files changed"
+          + (f", crafted models: at most {max(o.peak_mb for o in measured):.0f} MB peak and "  # type: ignore[type-var]
+             f"{max(o.seconds for o in measured):.1f} s" if measured else "")  # type: ignore[type-var]
+          + f"; work folder {work}")
 
 
 if __name__ == "__main__":
