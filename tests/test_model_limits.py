@@ -127,3 +127,28 @@ def test_malformed_calibration_fields_are_one_line(tmp_path: Path, model_file: P
     r = runner.invoke(app, ["score", str(m), str(img), "--out", str(tmp_path / "out")])
     assert r.exit_code == 1 and words in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["score", "calibrate", "export"])
+def test_a_malformed_calibration_is_refused_before_the_model_is_built(tmp_path: Path, model_file: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    devices: list[str] = []
+
+    class Spy(ConvAutoencoder):
+        def __init__(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*a, **k)
+            devices.append(next(self.parameters()).device.type)
+
+    monkeypatch.setattr(modelfile, "ConvAutoencoder", Spy)
+    m = tmp_path / "m.safetensors"
+    m.write_bytes(model_file.read_bytes())
+    craft(m, lambda meta: meta["calibration"].__setitem__("spread", "x"))
+    img = tmp_path / "d"
+    img.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(img / "a.png")
+    args = {"score": ["score", str(m), str(img), "--out", str(tmp_path / "o")],
+            "calibrate": ["calibrate", str(m), str(img), "--out", str(tmp_path / "c.safetensors")],
+            "export": ["export", str(m), "--out", str(tmp_path / "m.onnx")]}[command]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "calibration.spread is 'x'" in r.output, r.output
+    assert "cpu" not in devices  # refused on the metadata: shapes on the meta device only, no tensor read

@@ -108,6 +108,17 @@ def settings_of(cal: dict[str, Any], cfg: Config, path: str | Path) -> AnomalySe
         raise _bad(path, "settings", f"are invalid ({e})") from None
 
 
+def check_anomaly_model_file(path: str | Path) -> None:
+    """A model file's metadata, limits and (for an anomaly model) calibration fields, checked
+    before the model is loaded: the refusal then costs no layer, tensor or network (scoring,
+    calibrating and exporting call it first; AnomalyDetector.load checks the fields again)."""
+    from aedetect.core.modelfile import read_checked
+
+    _, meta, cfg = read_checked(path)
+    if cfg.task == "anomaly" and "threshold" in (meta.get("calibration") or {}):
+        check_anomaly_calibration(meta["calibration"], cfg, path)
+
+
 def check_anomaly_calibration(cal: Any, cfg: Config, path: str | Path) -> AnomalySettings:
     """Every calibration field the scoring settings need, checked once on loading; returns the
     settings. See the module docstring."""

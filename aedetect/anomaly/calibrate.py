@@ -132,11 +132,13 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
     """
     from aedetect.core.modelfile import save_model
     from aedetect.data.labelled import load_scoring_data
+    from aedetect.anomaly.calfields import check_anomaly_model_file
     from aedetect.anomaly.detector import AnomalyDetector
     from aedetect.anomaly.metrics import best_f1, both_classes, f1_at_threshold
     from aedetect.util.progress import progress_bar
 
     check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before any image is decoded
+    check_anomaly_model_file(model)  # metadata, limits, calibration fields: before anything is built
     det = AnomalyDetector.load(model, device=device)
     meta = det.metadata_
     images = data if isinstance(data, ImageSet) else load_scoring_data(

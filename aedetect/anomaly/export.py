@@ -31,6 +31,7 @@ from aedetect.anomaly.calfields import check_anomaly_calibration, settings_of
 from aedetect.anomaly.latent import decode_bank, latent_vectors
 from aedetect.anomaly.maps import error_map, image_score, smooth
 from aedetect.anomaly.settings import AnomalySettings
+from aedetect.core.config import Config
 from aedetect.core.modelfile import ModelFile
 from aedetect.core.onnx import base_metadata, export_copy, export_onnx
 from aedetect.data.imageset import float_to_unit
@@ -120,20 +121,29 @@ def anomaly_metadata(mf: ModelFile, s: AnomalySettings) -> dict[str, Any]:
     }
 
 
+def check_exportable(cal: Any, cfg: Config, path: str | Path) -> AnomalySettings:
+    """Whether a model's metadata can become a graph, before the model is loaded (the CLI asks
+    first, so a refusal builds nothing): a calibrated anomaly model, a map the graph can
+    compute, a fixed image size, and every calibration field the graph reads. Returns the
+    scoring settings."""
+    if cfg.task != "anomaly" or not isinstance(cal, dict) or "threshold" not in cal:
+        raise ExportError(f"{path}: not a calibrated anomaly model (task {cfg.task!r})")
+    s = settings_of(cal, cfg, path)
+    if s.map in ("features", "pretrained"):
+        raise ExportError(f"{path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
+                          "nearest-neighbour search over the feature bank); score it with `aedetect score`")
+    check_anomaly_calibration(cal, cfg, path)  # every field the graph reads, in one line if bad
+    if cfg.data.size is None:
+        raise ExportError(f"{path}: the model records no image size (data.size); the export fixes the "
+                          "calibration size")
+    return s
+
+
 def export_anomaly(mf: ModelFile, out: str | Path, overwrite: bool = False, opset: int | None = None) -> Path:
     """Write the ONNX graph of a calibrated anomaly model (see the module docstring)."""
     cal = mf.calibration
-    if mf.config.task != "anomaly" or "threshold" not in cal:
-        raise ExportError(f"{mf.path}: not a calibrated anomaly model (task {mf.config.task!r})")
-    s = settings_of(cal, mf.config, mf.path)
-    if s.map in ("features", "pretrained"):
-        raise ExportError(f"{mf.path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
-                          "nearest-neighbour search over the feature bank); score it with `aedetect score`")
-    check_anomaly_calibration(cal, mf.config, mf.path)  # every field the graph reads, in one line if bad
-    if mf.config.data.size is None:
-        raise ExportError(f"{mf.path}: the model records no image size (data.size); the export fixes the "
-                          "calibration size")
-    h, w = mf.config.data.size
+    s = check_exportable(cal, mf.config, mf.path)
+    h, w = mf.config.data.size  # type: ignore[misc]
     graph = AnomalyGraph(export_copy(mf.model), mf.config.data.scaling, s, cal)
     example = torch.rand(2, mf.config.data.channels, h, w, generator=torch.Generator().manual_seed(0))
     return export_onnx(graph, example, out, output_names=OUTPUTS, dynamic_axes={0: "batch"},

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from aedetect.data.imageset import ImageSet, source_name
+from aedetect.anomaly.calfields import check_anomaly_model_file
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import DataError
 from aedetect.util.fsutil import atomic_path, new_run_dir, write_text_atomic
@@ -169,6 +170,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
            report: bool, gallery_size: int, shard: Shard | None) -> ScoreReport:
     from aedetect.data.labelled import ImageSetStream, open_scoring_data
 
+    check_anomaly_model_file(model)  # metadata, limits, calibration fields: before anything is built
     det = AnomalyDetector.load(model, device=device)
     cfg = det.config_
     stream = ImageSetStream(data if max_images is None else data.subset(list(range(min(max_images, len(data)))))) \

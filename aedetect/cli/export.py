@@ -63,6 +63,13 @@ def export(
 
     check_export_options(model, out, format_, opset, margin)
     require_onnx()
+    from aedetect.core.modelfile import read_checked
+
+    _, meta, cfg = read_checked(model)  # metadata and limits: before anything is built
+    if cfg.task == "anomaly":
+        from aedetect.anomaly.export import check_exportable
+
+        check_exportable(meta.get("calibration", {}), cfg, model)  # the map and every field the graph reads
     mf = load_model(model, device="cpu")
     if mf.config.task == "anomaly":
         from aedetect.anomaly.export import export_anomaly
