@@ -62,14 +62,14 @@ def export(
     from aedetect.core.onnx import require_onnx
 
     check_export_options(model, out, format_, opset, margin)
-    require_onnx()
     from aedetect.core.modelfile import read_checked
 
-    _, meta, cfg = read_checked(model)  # metadata and limits: before anything is built
+    _, meta, cfg = read_checked(model)  # metadata and limits: before anything is built or onnx imported
     if cfg.task == "anomaly":
         from aedetect.anomaly.export import check_exportable
 
         check_exportable(meta.get("calibration", {}), cfg, model)  # the map and every field the graph reads
+    require_onnx()
     mf = load_model(model, device="cpu")
     if mf.config.task == "anomaly":
         from aedetect.anomaly.export import export_anomaly

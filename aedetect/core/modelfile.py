@@ -190,6 +190,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFil
     """Rebuild the model from its file (or a shipped one, ``pretrained:NAME``), checking format
     version, integrity and shapes."""
     p, meta, config = read_checked(path)
+    _check_shapes(p, config, read_header(p)[0])  # before any tensor is read or any layer built
     tensors = _load_tensors(p)
     if meta.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")
@@ -202,12 +203,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFil
 
 
 def read_checked(path: str | Path) -> tuple[Path, dict[str, Any], Config]:
-    """(resolved path, metadata, validated config) of a model file, with everything checked that
-    needs no tensor read and no layer built: a caller can refuse a file on its metadata (an
-    anomaly model's calibration fields) before :func:`load_model` spends anything on it."""
+    """(resolved path, metadata, validated config) of a model file: format, version, record
+    checksum, config and limits, everything that needs no tensor read and no layer built (not
+    even on the meta device, whose first use imports ~150 MB of PyTorch's shape machinery), so
+    a caller can refuse a file on its metadata (an anomaly model's calibration fields) before
+    :func:`load_model` spends anything on it."""
     p = resolve_model_path(path)
-    header, raw_meta = read_header(p)
-    meta = _metadata(p, raw_meta)
+    meta = _metadata(p, read_header(p)[1])
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{p}: format {meta.get('format')!r} is not {FORMAT!r}")
     version = meta.get("format_version")
@@ -224,7 +226,6 @@ def read_checked(path: str | Path) -> tuple[Path, dict[str, Any], Config]:
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{p}: invalid config in metadata ({e})") from None
     check_model_limits(p, config)
-    _check_shapes(p, config, header)  # before any tensor is read or any layer built
     return p, meta, config
 
 
