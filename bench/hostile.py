@@ -677,8 +677,8 @@ def second_round_cases() -> dict[str, Callable[[Context, str], list[Outcome]]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None, help="folder to build in (default: a new temporary one)")
-    ap.add_argument("--only", default="", help="run only the cases whose name contains this")
-    ap.add_argument("--skip", default="", help="leave out the cases whose name contains this")
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this (A|B: either)")
+    ap.add_argument("--skip", default="", help="leave out the cases whose name contains this (A|B: either)")
     ap.add_argument("--round", choices=("1", "1-images", "1-models", "2", "all"), default="all",
                     help="1: issue 11's bad files and damaged models (1-images, 1-models: one half); 2: issue "
                          "27's kinds (output paths, names, crafted models, CSV, metadata, signal, read-only/full "
@@ -700,7 +700,8 @@ def main() -> None:
     (work / "models").mkdir(exist_ok=True)
     ctx = Context(work, images, anomaly, denoiser, clean)
     for kind, case, make in jobs:
-        if (args.only and args.only not in case) or (args.skip and args.skip in case):
+        if (args.only and not any(x in case for x in args.only.split("|"))) or (
+                args.skip and any(x in case for x in args.skip.split("|"))):
             continue
         if kind == "image":
             rows = run_image_case(work, case, make, images, anomaly, denoiser)  # type: ignore[arg-type]

@@ -152,3 +152,14 @@ def test_a_malformed_calibration_is_refused_before_the_model_is_built(tmp_path: 
     r = runner.invoke(app, args)
     assert r.exit_code == 1 and "calibration.spread is 'x'" in r.output, r.output
     assert "cpu" not in devices  # refused on the metadata: shapes on the meta device only, no tensor read
+
+
+def test_denoise_refuses_another_tasks_file_before_building_it(tmp_path: Path, model_file: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from aedetect.denoise.denoiser import Denoiser
+
+    built: list[str] = []
+    monkeypatch.setattr(modelfile, "ConvAutoencoder", lambda *a, **k: built.append("built"))
+    with pytest.raises(ModelFileError, match="an anomaly model; `denoise` needs"):
+        Denoiser.load(model_file, device="cpu")
+    assert built == []

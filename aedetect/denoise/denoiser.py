@@ -88,16 +88,18 @@ class Denoiser:
 
         sigma = parse_sigma(sigma)
         check_ensemble(ensemble)
-        from aedetect.core.modelfile import load_model
+        from aedetect.core.modelfile import load_model, read_checked
         from aedetect.core.train import resolve_device
 
         from aedetect.core.checks import check_device
 
         check_tiling(max_tile_pixels, overlap)  # before the model is read
         check_device(device)
+        task = read_checked(path)[2].task  # the task from the metadata: another task's file builds nothing
+        if task != "denoise":
+            article = "an" if task[:1] in "aeiou" else "a"
+            raise ModelFileError(f"{path}: {article} {task} model; `denoise` needs a model trained with --task denoise")
         mf = load_model(path, device=resolve_device(device))
-        if mf.config.task != "denoise":
-            raise ModelFileError(f"{path}: a {mf.config.task} model; `denoise` needs a model trained with --task denoise")
         self = cls.__new__(cls)
         self.config, self.model, self.model_path = mf.config, mf.model.eval(), Path(path)
         self.max_tile_pixels, self.overlap = max_tile_pixels, overlap
