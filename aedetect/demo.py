@@ -56,9 +56,10 @@ def demo_fit(res: DemoResult, fast: bool = False) -> None:
     output = fit(data, cfg, res.out / "anomaly", calibration=calib)
     r = output.result
     res.values["anomaly_model"] = str(output.model_path)
+    trained = (f"{len(r.history)} epochs, val loss {r.best_val_loss:.5f}, {r.seconds:.0f} s" if r.history else
+               "ImageNet features alone: no autoencoder needed training")
     res.lines.append(f"anomaly model: {output.model_path} ({len(crops)} crops of '{DEMO_TEXTURE}', calibrated on "
-                     f"{len(band)} crops of the band below, {len(r.history)} epochs, val loss {r.best_val_loss:.5f}, "
-                     f"{r.seconds:.0f} s)")
+                     f"{len(band)} crops of the band below, {trained})")
 
 
 def demo_score(res: DemoResult, fast: bool = False) -> None:

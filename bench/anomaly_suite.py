@@ -6,6 +6,13 @@ Rows:
             (the other nine digits anomalous).
   digits    scikit-learn's 8x8 digits, one class normal: 70 % of it trains (seeded), the rest
             of it and every other class are the test.
+  elpv      real defects (bench/_elpv.py): solar cells of one type (mono, poly), trained on 70 %
+            of the functional ones, tested on the rest against the defective ones (probability 1;
+            the 0.67 ones reported apart); aedetect as a user runs it (`aedetect fit DIR` with
+            every default, in a subprocess whose CPU time and peak memory are recorded) and, as
+            ``cae_only``, with the autoencoder's scoring alone (--set anomaly.autoencoder=on
+            --set anomaly.select_pretrained=off: the default before ImageNet features came
+            first); the raw-pixel baselines on the cells brought to 64x64.
   brick, grass, gravel (scikit-image textures), cell (scikit-image's microscopy image of a
   cell), immunohistochemistry (a stained tissue section, grey), moon (a photograph of the
   lunar surface): train on 64x64 crops of the top half, calibrate (the selection and the
@@ -55,16 +62,20 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _baselines import BASELINES
 from _results import write_json
 
+from aedetect.util.fsutil import write_text_atomic
+
 OBJECTS = ("mnist", "digits")
 SURFACES = ("brick", "grass", "gravel", "cell", "immunohistochemistry", "moon")
-ROWS = OBJECTS + SURFACES
+REAL = ("elpv",)
+ROWS = OBJECTS + SURFACES + REAL
 OBJECT_MODEL = {"model": {"widths": [32, 64], "bottleneck": "dense", "latent_dim": 32, "norm": "batch"}}
 SURFACE_MODEL = {"model": {"latent_channels": 4}}
 # Not the analogues of the test defects (patch, scratch, stain, missing): those stay unseen.
 SURFACE_SELECT = ["blur", "cutpaste", "mix", "elastic", "affine", "mirror", "contrast"]
 TRAIN_BAND, CALIB_BAND, TEST_BAND = (0.0, 0.5), (0.5, 0.75), (0.75, 1.0)  # of the surface image's height
 PUBLISHED = {"mnist": "l2 AE 98.32, Deep SVDD 94.8 (mean of the ten digits)"}
-METHODS = ("aedetect", "ocsvm", "knn", "pca", "mlp_ae")
+METHODS = ("aedetect", "cae_only", "ocsvm", "knn", "pca", "mlp_ae")
+BASELINE_SIDE = 64  # the raw-pixel baselines' input side on the elpv row
 
 
 def object_case(row: str, k: int, seed: int, args: argparse.Namespace) -> tuple[ImageSet, ImageSet]:
@@ -130,7 +141,85 @@ def fit_aedetect(row: str, train: ImageSet, calib: ImageSet | None, test: ImageS
             "select_skipped": sel.get("candidates_skipped")}
 
 
+def cli_fit(folder: Path, out: Path, seed: int, extra: list[str]) -> dict[str, Any]:
+    """``aedetect fit FOLDER`` with every default (and ``extra`` options) in a subprocess: the
+    model file, its CPU seconds and peak memory as a user's run has them."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    w0 = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "aedetect", "fit", str(folder), "--out", str(out), "--seed", str(seed),
+                          *extra], capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if run.returncode != 0:
+        raise RuntimeError(f"aedetect fit failed ({run.returncode}): {run.stderr[-2000:]}")
+    return {"model": out / "model.safetensors", "wall_s": round(time.perf_counter() - w0, 1),
+            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+            "peak_mb": round(after.ru_maxrss / 1024)}
+
+
+def elpv_method(name: str, seed: int, folders: dict[str, Path], work: Path) -> dict[str, Any]:
+    """aedetect (every default) or its autoencoder alone on one elpv case: fitted on the
+    training folder, scored on the test folders through the model file's own preprocessing."""
+    from aedetect.anomaly.metrics import image_auroc as auroc
+    from aedetect.data.sources import load_folder
+
+    extra = [] if name == "aedetect" else ["--set", "anomaly.autoencoder=on", "--set", "anomaly.select_pretrained=off"]
+    fitted = cli_fit(folders["train"], work / f"run-{name}", seed, extra)
+    det = AnomalyDetector.load(fitted["model"], device="cpu")
+    got = {}
+    for part in ("normal", "defective", "likely"):
+        res = det.score(load_folder(str(folders[part]), det.config_.data), keep_images=False, batch_size=32)
+        got[part] = (res.scores, res.flags)
+    normal, defective, likely = (got[p][0] for p in ("normal", "defective", "likely"))
+    sel = det.calibration_.get("selection") or {}
+    return {"image_auroc": auroc(np.r_[np.zeros(len(normal)), np.ones(len(defective))], np.r_[normal, defective]),
+            "auroc_likely": auroc(np.r_[np.zeros(len(normal)), np.ones(len(likely))], np.r_[normal, likely]),
+            "fpr": float(got["normal"][1].mean()), "recall": float(got["defective"][1].mean()),
+            "target_fpr": det.calibration_["target_fpr"], "chosen": sel.get("chosen"),
+            "chosen_auroc": sel.get("chosen_auroc"), "autoencoder_trained": det.config_.model.arch != "none",
+            "fit_cpu_s": fitted["cpu_s"], "fit_wall_s": fitted["wall_s"], "fit_peak_mb": fitted["peak_mb"],
+            "size": list(det.config_.data.size or [])}
+
+
+def run_elpv(case: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One elpv case (a cell type) and seed: every method on the test half of its defects."""
+    import tempfile
+
+    import _elpv
+    from aedetect.anomaly.metrics import image_auroc as auroc
+
+    idx = _elpv.split(case, seed, "test")
+    out: dict[str, Any] = {"row": "elpv", "case": case, "seed": seed, "train_images": len(idx["train"]),
+                           "test_images": len(idx["normal"]) + len(idx["defective"]),
+                           "test_anomalous": len(idx["defective"]), "likely_images": len(idx["likely"]),
+                           "epochs": None, "methods": {}}
+    with tempfile.TemporaryDirectory(prefix="aedetect-elpv-") as tmp:
+        folders = {part: Path(tmp) / part for part in ("train", "normal", "defective", "likely")}
+        for part, folder in folders.items():
+            _elpv.write_folder(idx[part], folder)
+        train = _elpv.imageset(idx["train"], side=BASELINE_SIDE)
+        n, d, lk = len(idx["normal"]), len(idx["defective"]), len(idx["likely"])
+        test = _elpv.imageset(np.r_[idx["normal"], idx["defective"], idx["likely"]], side=BASELINE_SIDE)
+        for name in args.methods:
+            torch.manual_seed(seed)
+            t0 = time.process_time()
+            if name in ("aedetect", "cae_only"):
+                out["methods"][name] = elpv_method(name, seed, folders, Path(tmp))
+                continue
+            r = BASELINES[name](train, test, seed, 20) if name == "mlp_ae" else BASELINES[name](train, test, seed)
+            sc = np.asarray(r["scores"])
+            out["methods"][name] = {
+                "image_auroc": auroc(np.r_[np.zeros(n), np.ones(d)], sc[:n + d]),
+                "auroc_likely": auroc(np.r_[np.zeros(n), np.ones(lk)], np.r_[sc[:n], sc[n + d:]]),
+                "cpu_s": round(time.process_time() - t0, 1), "side": BASELINE_SIDE}
+    return out
+
+
 def run_case(row: str, case: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    if row == "elpv":
+        return run_elpv(case, seed, args)
     calib = None  # object rows: the head's own calibration split of distinct images
     if row in OBJECTS:
         train, test = object_case(row, int(case), seed, args)
@@ -178,6 +267,8 @@ def previous_case(args: argparse.Namespace, row: str, case: str, seed: int, out:
 
 
 def cases(row: str, quick: bool) -> list[str]:
+    if row == "elpv":
+        return ["mono", "poly"]
     if row in SURFACES:
         return ["all"]
     return ["0", "1"] if quick else [str(k) for k in range(10)]
@@ -210,7 +301,7 @@ def _pm(values: list[float], scale: float = 100.0) -> str:
 
 def summarise(results: Path, quick: bool) -> list[dict[str, Any]]:
     rows = []
-    for row in ROWS:
+    for row in OBJECTS + SURFACES:  # the real-defect row has a table of its own (elpv_table)
         files = sorted((results / row).glob("*.json"))
         if not files:
             continue
@@ -297,22 +388,62 @@ def class_table(results: Path, row: str) -> str:
     return "\n".join(lines)
 
 
+def elpv_table(results: Path) -> str:
+    """The real-defect row: per cell type, each method's mean ± spread over the seeds done of
+    the image AUROC against the defective cells and against the 0.67 ones; for aedetect and its
+    autoencoder alone also FPR and recall at the calibrated threshold, the fit's CPU seconds and
+    peak memory, and whether an autoencoder trained."""
+    recs = [json.loads(f.read_text()) for f in sorted((results / "elpv").glob("*.json"))]
+    if not recs:
+        return ""
+    lines = ["| cells | method | seeds | image AUROC (defective) | AUROC (0.67) | FPR / recall at the threshold | "
+             "fit CPU s / peak MB | autoencoder trained | chosen |", "|" + "---|" * 9]
+    for case in ("mono", "poly"):
+        rs = [r for r in recs if r["case"] == case]
+        for m in METHODS:
+            got = [r["methods"][m] for r in rs if "image_auroc" in r["methods"].get(m, {})]
+            if not got:
+                continue
+            thr = (f"{100 * np.mean([g['fpr'] for g in got]):.1f} % / {100 * np.mean([g['recall'] for g in got]):.1f} %"
+                   if "fpr" in got[0] else "-")
+            cost = (f"{np.median([g['fit_cpu_s'] for g in got]):.0f} / {np.max([g['fit_peak_mb'] for g in got]):.0f}"
+                    if "fit_cpu_s" in got[0] else f"{np.median([g['cpu_s'] for g in got]):.0f} / -")
+            trained = ", ".join(str(g["autoencoder_trained"]).lower() for g in got) if "autoencoder_trained" in got[0] else "-"
+            chosen = "; ".join(str(g.get("chosen")) for g in got) if "chosen" in got[0] else "-"
+            lines.append(f"| {case} ({rs[0]['train_images']} train, {rs[0]['test_images'] - rs[0]['test_anomalous']} good / "
+                         f"{rs[0]['test_anomalous']} defective / {rs[0]['likely_images']} at 0.67) | {m} | {len(got)} | "
+                         f"{_pm([g['image_auroc'] for g in got])} | {_pm([g['auroc_likely'] for g in got])} | {thr} | "
+                         f"{cost} | {trained} | {chosen} |")
+    return "\n".join(lines)
+
+
 START, END = "<!-- anomaly-suite:start -->", "<!-- anomaly-suite:end -->"
+ELPV_START, ELPV_END = "<!-- anomaly-elpv:start -->", "<!-- anomaly-elpv:end -->"
 
 
 def write_doc(results: Path, doc: Path, quick: bool, note: str) -> None:
+    """The suite's tables into their marked block of ``doc``, and the real-defect row's into its
+    own (so either can be re-run alone); a block whose rows have no results is left as it is."""
     rows = summarise(results, quick)
-    parts = [START, "", table(rows), "", pixel_table(rows)]
-    for row in OBJECTS:
-        if (results / row).is_dir():
-            parts += ["", class_table(results, row)]
-    block = "\n".join([*parts, "", note, "", END])
     text = doc.read_text()
-    if START in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text)
+    if rows:
+        parts = [table(rows), "", pixel_table(rows)]
+        for row in OBJECTS:
+            if (results / row).is_dir():
+                parts += ["", class_table(results, row)]
+        text = replace_block(text, START, END, "\n".join([*parts, "", note]))
+    if (results / "elpv").is_dir():
+        text = replace_block(text, ELPV_START, ELPV_END, "\n".join([elpv_table(results), "", note]))
+    write_text_atomic(doc, text)
+
+
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` markers replaced by ``body``
+    (the block appended where the markers are missing)."""
+    block = f"{start}\n\n{body}\n\n{end}"
+    if start in text:
+        return text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    return text.rstrip() + "\n\n" + block + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,8 @@ def sevens(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
 
 
 def test_collapsed_run_recovers_and_learns(sevens: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    cfg = build_config("small", overrides={"data": {"size": [28, 28]}, "train": {"epochs": 4, "device": "cpu"}})
+    cfg = build_config("small", overrides={"data": {"size": [28, 28]}, "train": {"epochs": 4, "device": "cpu"},
+                                           "anomaly": {"autoencoder": "on", "select": "none"}})
     out = fit(str(sevens), cfg, tmp_path / "run")
     assert "training collapsed at epoch" in caplog.text  # the default start does collapse here
     losses = [r["val_loss"] for r in out.result.history]
@@ -63,7 +64,8 @@ def test_a_run_that_collapses_twice_stops_with_one_line(digit_folder: Path, tmp_
 
     monkeypatch.setattr(ConvAutoencoder, "__init__", init)
     monkeypatch.setattr(ConvAutoencoder, "init_output_bias", lambda self, mean: dead_output(self))
-    cfg = build_config("small", overrides={"data": {"size": [16, 16]}, "train": {"epochs": 2, "device": "cpu"}})
+    cfg = build_config("small", overrides={"data": {"size": [16, 16]}, "train": {"epochs": 2, "device": "cpu"},
+                                           "anomaly": {"autoencoder": "on"}})
     with pytest.raises(TrainingError, match=r"^training collapsed at epoch \d: .* stopped falling .* again after a restart; no model written"):
         fit(str(digit_folder), cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "model.safetensors").exists()
@@ -121,3 +123,38 @@ def test_the_library_detector_recovers_like_the_cli(monkeypatch: pytest.MonkeyPa
     assert "training collapsed at epoch" in caplog.text and "restarting from epoch 1" in caplog.text
     assert det.model_ is made[-1] and len(made) >= 2
     assert det.history_[-1]["val_loss"] < det.history_[0]["val_loss"]
+
+
+def test_the_default_model_starts_with_an_output_that_follows_its_input() -> None:
+    """The root cause of the texture collapse (issue 28): with PyTorch's default initialisation
+    the ``default`` preset passed on 7e-9 of the input's spread to its output on 64x64 grass
+    crops, so every image got the same output and only the last bias could learn. He
+    initialisation keeps the signal through all 18 layers."""
+    from aedetect.core.train import initial_model
+    from aedetect.data.sources import texture_crops
+
+    x = texture_crops("grass", 64, 32, rows=(0.0, 1.0))[:32].float() / 255
+    for preset in ("default", "small"):
+        model = initial_model(build_config(preset, overrides={"data": {"size": [64, 64]}})).eval()
+        with torch.no_grad():
+            y = model(x)
+        # measured: 0.04-0.15 of the input's spread now; 5e-8 (default) and 5e-4 (small) before
+        assert float(y.std(0).mean()) > 0.01 * float(x.std(0).mean()), preset
+
+
+def test_the_default_fit_trains_on_texture_crops(tmp_path: Path) -> None:
+    """`aedetect fit DIR` with the autoencoder on a folder of grass crops (the issue's case: "training
+    collapsed at epoch 2 ... no model written") now writes a model whose output varies."""
+    from aedetect.data.sources import texture_crops
+
+    folder = tmp_path / "grass" / "train" / "good"
+    for i, crop in enumerate(texture_crops("grass", 64, 32, rows=(0.0, 1.0))[:96]):
+        save_png(folder / f"{i:03d}.png", crop[0].numpy())
+    cfg = build_config(None, overrides={"anomaly": {"autoencoder": "on", "select": "none"},
+                                        "train": {"epochs": 2, "batch_size": 16, "device": "cpu", "grid_every": 0}})
+    out = fit(str(tmp_path / "grass"), cfg, tmp_path / "run")
+    assert out.model_path.is_file() and len(out.result.history) == 2
+    x = out.data.to_float(out.data.images[:16], "unit")
+    with torch.no_grad():
+        y = out.result.model(x)
+    assert float(y.std(0).mean()) > 0.01 * float(x.std(0).mean())

@@ -37,7 +37,9 @@ def grass_sets() -> tuple[ImageSet, ImageSet, ImageSet]:
 @pytest.fixture(scope="module")
 def grass():  # type: ignore[no-untyped-def]
     train, calib, test = grass_sets()
-    det = AnomalyDetector(preset="small", epochs=2, seed=0, anomaly={"map": "pretrained", "pretrained_bank": 4000},
+    # autoencoder on: the comparison below is with the squared error of a trained model
+    det = AnomalyDetector(preset="small", epochs=2, seed=0, anomaly={"map": "pretrained", "pretrained_bank": 4000,
+                                                                     "autoencoder": "on"},
                           overrides=TRAIN).fit(train, calibration=calib)
     return det, test
 
@@ -164,3 +166,21 @@ def test_pretrained_latent_vector_exports_to_onnx_with_parity(digits, tmp_path: 
         None, {"images": images.numpy().astype(np.float32) / digits.max_value})
     want = det.anomaly_score(images)
     assert np.abs(score - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_the_greedy_coreset_covers_the_training_features_better_than_a_uniform_sample() -> None:
+    """PatchCore's coreset (pretrained_coreset): of the same size, its farthest training vector
+    lies nearer than a uniform sample's, since a uniform sample repeats the common places and
+    misses rare normal ones (real grass features)."""
+    from aedetect.anomaly.backbone import training_pool
+    from aedetect.anomaly.featuremap import greedy_coreset
+
+    train, _, _ = grass_sets()
+    pool = training_pool(load_backbone(), train, 1, 6000)
+    core, uniform = greedy_coreset(pool, 300, seed=0), pool[torch.randperm(len(pool))[:300]]
+    farthest = [float(torch.cdist(pool, bank).min(1).values.max()) for bank in (core, uniform)]
+    assert farthest[0] < 0.8 * farthest[1]
+    assert torch.equal(greedy_coreset(pool, 300, seed=0), core)  # seeded
+    assert greedy_coreset(pool[:10], 300).shape[0] == 10  # fewer vectors than asked: all of them
+    # The pool is taken once per image set: asking again for fewer gives a sample of it.
+    assert training_pool(load_backbone(), train, 1, 1000).shape[0] == 1000

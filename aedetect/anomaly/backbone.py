@@ -60,6 +60,7 @@ LATENT_TARGET_SIDE = 56
 # 34 MB at 4x4 and 100 MB at 7x7.
 LATENT_GRID = 2
 MAX_SCALE = 4
+PIXELS_PER_PASS = 64 * 128 * 128  # input pixels per pass of the extractor (feature_batch)
 
 
 class _SamePad(nn.Module):
@@ -205,21 +206,75 @@ def decode_backbone(d: dict[str, Any], device: torch.device | str = "cpu") -> Li
 
 
 # ---- the map ---------------------------------------------------------------------------------
+def feature_batch(size: tuple[int, int], scale: int, most: int = 64) -> int:
+    """Images per pass of the extractor: at most ``most``, fewer for large (or enlarged) images,
+    so that a pass holds about :data:`PIXELS_PER_PASS` input pixels (its widest activations,
+    96 channels at half the input's side, are then about 400 MB)."""
+    return max(1, min(most, PIXELS_PER_PASS // max(1, size[0] * size[1] * scale * scale)))
+
+
+_pool: tuple[tuple[Any, ...], int, Tensor] | None = None  # the last training_pool: (key, size asked, vectors)
+
+
 @torch.no_grad()
-def build_pretrained_bank(net: LiteFeatures, images: ImageSet, scale: int, size: int,
-                          device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0) -> Tensor:
-    """At most ``size`` pretrained feature vectors (M, 176) of the training images, a seeded
-    uniform sample of every location (aedetect.anomaly.featuremap.sample_vectors)."""
+def training_pool(net: LiteFeatures, images: ImageSet, scale: int, size: int, device: torch.device | str = "cpu",
+                  batch_size: int = 64, seed: int = 0) -> Tensor:
+    """A seeded uniform sample of at most ``size`` of the pretrained feature vectors (M, 176) at
+    every location of ``images`` (aedetect.anomaly.featuremap.sample_vectors). The last pool is
+    kept, and a later call on the same images for as many vectors or fewer takes a uniform
+    sample of it instead of running the extractor again: one fit ranks the selection's
+    candidates and builds the model's bank from one pass over the training images (at 256
+    pixels that pass is most of a fit's time)."""
+    global _pool
     from aedetect.anomaly.featuremap import sample_vectors
 
-    return sample_vectors(lambda xb: net(xb.float() / images.max_value, scale), images, size, device, batch_size, seed)
+    key = (images_key(images), scale, seed, weights_key())
+    if _pool is None or _pool[0] != key or (_pool[2].shape[0] < size and _pool[2].shape[0] == _pool[1]):
+        batch = feature_batch(tuple(images.images.shape[-2:]), scale, batch_size)  # type: ignore[arg-type]
+        vectors = sample_vectors(lambda xb: net(xb.float() / images.max_value, scale), images, size, device, batch, seed)
+        _pool = (key, size, vectors)
+        return vectors
+    vectors = _pool[2]
+    if vectors.shape[0] <= size:
+        return vectors
+    pick = torch.randperm(vectors.shape[0], generator=torch.Generator().manual_seed(seed + 1))[:size]
+    return vectors[pick.sort().values]
+
+
+def images_key(images: ImageSet) -> tuple[Any, ...]:
+    """Which images these are, cheaply: the tensor's identity, shape and a digest of every
+    4,096th value (a new tensor at a freed tensor's address is told apart)."""
+    import hashlib
+
+    x = images.images
+    sample = x.reshape(-1)[::max(1, x.numel() // 4096)].contiguous().numpy().tobytes()
+    return (id(x), x.data_ptr(), tuple(x.shape), hashlib.sha256(sample).hexdigest())
+
+
+def weights_key() -> str:
+    """Which weights the extractor has (the file), for :func:`training_pool`'s cache."""
+    return os.environ.get(WEIGHTS_ENV, "package")
+
+
+def build_pretrained_bank(net: LiteFeatures, images: ImageSet, scale: int, size: int,
+                          device: torch.device | str = "cpu", batch_size: int = 64, seed: int = 0,
+                          coreset: int = 1) -> Tensor:
+    """At most ``size`` pretrained feature vectors (M, 176) of the training images: a seeded
+    uniform sample of every location (:func:`training_pool`), or with ``coreset`` > 1 the
+    greedy coreset (aedetect.anomaly.featuremap.greedy_coreset) of ``size`` out of a uniform
+    sample ``coreset`` times as large."""
+    from aedetect.anomaly.featuremap import greedy_coreset
+
+    pool = training_pool(net, images, scale, size * max(1, coreset), device, batch_size, seed)
+    return greedy_coreset(pool, size, seed) if coreset > 1 else pool
 
 
 @torch.no_grad()
-def pretrained_map(net: LiteFeatures, x: Tensor, bank: Tensor, scale: int) -> Tensor:
+def pretrained_map(net: LiteFeatures, x: Tensor, bank: Tensor, scale: int, features: Tensor | None = None) -> Tensor:
     """(N, 1, H, W) distance of each location's pretrained features to the nearest bank vector,
-    for images ``x`` (N, C, H, W) in [0, 1], bilinearly brought to the image's size."""
+    for images ``x`` (N, C, H, W) in [0, 1], bilinearly brought to the image's size;
+    ``features``: ``net(x, scale)`` where the caller has it already."""
     from aedetect.anomaly.featuremap import nearest_distance
 
-    d = nearest_distance(net(x.float(), scale), bank)
+    d = nearest_distance(net(x.float(), scale) if features is None else features, bank)
     return F.interpolate(d, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)

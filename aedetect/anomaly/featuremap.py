@@ -88,6 +88,32 @@ def sample_vectors(features: Callable[[Tensor], Tensor], images: ImageSet, size:
     return bank
 
 
+def greedy_coreset(vectors: Tensor, size: int, seed: int = 0, projection: int = 128) -> Tensor:
+    """``size`` of ``vectors`` (M, C) chosen greedily so that every vector lies close to one of
+    them (k-centre, PatchCore's coreset): each step adds the vector farthest from those chosen,
+    distances taken in a random projection to ``projection`` numbers. A uniform sample keeps
+    the common texture many times over and misses rare normal details, which then score as
+    defects; the coreset keeps one of each."""
+    n = vectors.shape[0]
+    if n <= size:
+        return vectors
+    g = torch.Generator().manual_seed(seed)
+    v = vectors.float()
+    z = v @ (torch.randn(v.shape[1], projection, generator=g) / projection ** 0.5) if v.shape[1] > projection else v
+    sq = (z * z).sum(1)
+    chosen = torch.empty(size, dtype=torch.long)
+    nearest = torch.full((n,), float("inf"))
+    j = int(torch.randint(n, (1,), generator=g))
+    d = torch.empty(n)
+    for i in range(size):
+        chosen[i] = j
+        torch.mv(z, z[j], out=d)
+        d.mul_(-2).add_(sq).add_(sq[j])
+        torch.minimum(nearest, d, out=nearest)
+        j = int(nearest.argmax())
+    return vectors[chosen]
+
+
 def nearest_distance(f: Tensor, bank: Tensor) -> Tensor:
     """(N, 1, h, w) distance of every location's vector of ``f`` (N, C, h, w) to the nearest
     bank vector."""

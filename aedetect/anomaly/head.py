@@ -37,6 +37,7 @@ class AnomalyHead(BaseHead):
     """
 
     name = "anomaly"
+    _preselection: Any = None  # plan()'s ImageNet choice (aedetect.anomaly.plan.Preselection), for calibrate()
 
     def validate(self, cfg: Config) -> None:
         s = AnomalySettings.from_config(cfg)  # fail before training, not after it
@@ -66,6 +67,40 @@ class AnomalyHead(BaseHead):
             if not path.is_file():
                 raise ConfigError(f"anomaly.map / latent_source 'pretrained': {path}: no such weights file")
 
+    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> None:
+        """Whether an autoencoder is trained at all (aedetect.anomaly.plan); the ImageNet
+        candidates' choice made on the way is kept for :meth:`calibrate`."""
+        from aedetect.anomaly.plan import plan
+
+        self._preselection = plan(cfg, train, holdout, early_stopping)
+
+    def _select(self, model: nn.Module, holdout: ImageSet, train: ImageSet | None, cfg: Config,
+                s: AnomalySettings, device: torch.device, top_up: ImageSet | None) -> tuple[AnomalySettings, dict[str, Any]]:
+        """The label-free selection: the ImageNet candidates' choice made before training where
+        no autoencoder was trained; else the selection over the trained model's candidates, kept
+        unless that choice beat it on the same synthetic anomalies."""
+        from aedetect.anomaly.select import select_settings
+
+        pre = self._preselection
+        if pre is not None and cfg.model.arch == "none":
+            return pre.settings, {**pre.record, "autoencoder_trained": False}
+        chosen, record = select_settings(model, holdout, train, cfg, s, device, top_up)
+        if pre is None:
+            return chosen, record
+        first = {"chosen": pre.record["chosen"], "objective": pre.objective, "comparable": pre.comparable,
+                 "features_enough": s.features_enough,
+                 "families": pre.record["families"]}
+        # Comparable only on the same anomalies: on aligned objects the ImageNet ranking also
+        # had local defects (select.families_of), and there the trained selection (which tries
+        # the ImageNet vector too) decides.
+        if pre.record["families"] == record["families"] and pre.objective > record["chosen_auroc"]:
+            log.info("label-free selection: the ImageNet features' %s (%.4f) beats the trained autoencoder's "
+                     "best, %s (%.4f); keeping it", pre.record["chosen"], pre.objective, record["chosen"],
+                     record["chosen_auroc"])
+            return pre.settings, {**pre.record, "autoencoder_trained": True,
+                                  "autoencoder_best": {"chosen": record["chosen"], "objective": record["chosen_auroc"]}}
+        return chosen, {**record, "autoencoder_trained": True, "features_first": first}
+
     def calibration_split(self, train: ImageSet, val: ImageSet, cfg: Config) -> tuple[ImageSet, ImageSet]:
         """(images to train on, images to calibrate on)."""
         frac = AnomalySettings.from_config(cfg).calib_fraction
@@ -88,7 +123,7 @@ class AnomalyHead(BaseHead):
         threshold is set on ``holdout`` alone."""
         from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
         from aedetect.anomaly.maps import run_model, uses_backbone
-        from aedetect.anomaly.select import select_settings, wants_selection
+        from aedetect.anomaly.select import wants_selection
         from aedetect.anomaly.threshold import calibrate_scores
 
         s = AnomalySettings.from_config(cfg)
@@ -103,7 +138,7 @@ class AnomalyHead(BaseHead):
                            f"{MIN_SELECT_IMAGES}); the given anomaly settings are kept")
                 log.info(skipped)
             else:
-                s, selection = select_settings(model, holdout, train, cfg, s, device, top_up)
+                s, selection = self._select(model, holdout, train, cfg, s, device, top_up)
         uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
                                             ("anomaly.map 'pretrained'", s.map == "pretrained"),
                                             ("anomaly.map 'learned'", s.map == "learned"),
@@ -130,7 +165,8 @@ class AnomalyHead(BaseHead):
             from aedetect.anomaly.backbone import build_pretrained_bank, scale_of
 
             bank = build_pretrained_bank(backbone, train, scale_of(s.pretrained_scale, tuple(train.images.shape[-2:])),
-                                         s.pretrained_bank, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+                                         s.pretrained_bank, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                                         coreset=s.pretrained_coreset)
             bank = decode_bank(encode_bank(bank.cpu())).to(device)  # the float16 values scoring will see
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":

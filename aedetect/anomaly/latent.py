@@ -20,7 +20,8 @@ PIXEL_GRID = 32  # ``latent_source = pixels``: the input averaged to at most thi
 
 
 def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor,
-                   backbone: nn.Module | None = None, unit: Tensor | None = None) -> Tensor:
+                   backbone: nn.Module | None = None, unit: Tensor | None = None,
+                   features: Tensor | None = None) -> Tensor:
     """(N, D) vectors of the latent kNN score, from one ``forward_parts`` pass over ``x``
     (``latent_source = pretrained``: from the ``backbone`` on ``unit``, the images in [0, 1]).
 
@@ -36,14 +37,17 @@ def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor
     own vectors, so the selection can add it where it helps. ``pretrained``: ImageNet features
     (aedetect.anomaly.backbone) of the image enlarged to about 56 pixels, averaged to a 2x2
     grid (704 numbers): what a network that has seen a million pictures finds in the whole
-    image, where the small autoencoder sees only what its few normal images taught it.
+    image, where the small autoencoder sees only what its few normal images taught it;
+    ``features``: the backbone's output at the vector's scale where the caller has it (the
+    ``pretrained`` map's, when both enlarge the images alike).
     """
     if s.latent_source == "pretrained":
         from aedetect.anomaly.backbone import LATENT_GRID, LATENT_TARGET_SIDE, scale_of
 
         if backbone is None or unit is None:
             raise ValueError("latent_source 'pretrained' needs the backbone and the images in [0, 1]")
-        f = backbone(unit.float(), scale_of(s.pretrained_scale, tuple(unit.shape[-2:]), LATENT_TARGET_SIDE))
+        f = features if features is not None else \
+            backbone(unit.float(), scale_of(s.pretrained_scale, tuple(unit.shape[-2:]), LATENT_TARGET_SIDE))
         v = F.adaptive_avg_pool2d(f, LATENT_GRID).flatten(1)
     elif s.latent_source == "pixels":
         g = (min(PIXEL_GRID, x.shape[-2]), min(PIXEL_GRID, x.shape[-1]))
@@ -63,6 +67,11 @@ def encode_latent(model: nn.Module, images: Tensor, max_value: float, cfg: Confi
     """(N, D) latent vectors of integer images (N, C, H, W), in batches; no maps are made."""
     model.eval()
     out = []
+    if s.latent_source == "pretrained":  # the extractor's activations bound a pass's memory
+        from aedetect.anomaly.backbone import LATENT_TARGET_SIDE, feature_batch, scale_of
+
+        size = tuple(images.shape[-2:])
+        batch_size = feature_batch(size, scale_of(s.pretrained_scale, size, LATENT_TARGET_SIDE), batch_size)  # type: ignore[arg-type]
     for i in range(0, images.shape[0], batch_size):
         raw = images[i:i + batch_size].to(device)
         xb = scale_to_float(raw, max_value, cfg.data.scaling)
@@ -81,7 +90,31 @@ def train_latent_bank(model: nn.Module, images: ImageSet, cfg: Config, s: Anomal
     (``latent_bank = train``): a bank of the images the model learnt normality from, larger
     than the calibration set and disjoint from it."""
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:s.latent_bank_size].sort().values
-    return encode_latent(model, images.images[pick], images.max_value, cfg, s, device, batch_size, backbone)
+    if s.latent_source != "pretrained":
+        return encode_latent(model, images.images[pick], images.max_value, cfg, s, device, batch_size, backbone)
+    return _pretrained_bank(model, images, pick, cfg, s, device, batch_size, backbone)
+
+
+_last_pretrained: tuple[tuple[Any, ...], Tensor] | None = None  # (key, euclidean vectors)
+
+
+def _pretrained_bank(model: nn.Module, images: ImageSet, pick: Tensor, cfg: Config, s: AnomalySettings,
+                     device: torch.device | str, batch_size: int, backbone: nn.Module | None) -> Tensor:
+    """The ``pretrained`` latent bank, kept for the next call on the same images: the selection
+    and then the calibration both need it, and at a few hundred pixels a side its pass over the
+    training images is a large part of a fit (it reads no autoencoder, so it cannot differ)."""
+    global _last_pretrained
+    from dataclasses import replace
+
+    from aedetect.anomaly.backbone import images_key, weights_key
+
+    key = (images_key(images), tuple(pick.tolist()), s.pretrained_scale, weights_key())
+    if _last_pretrained is None or _last_pretrained[0] != key:
+        plain = replace(s, latent_metric="euclidean")
+        _last_pretrained = (key, encode_latent(model, images.images[pick], images.max_value, cfg, plain, device,
+                                               batch_size, backbone))
+    v = _last_pretrained[1]
+    return F.normalize(v, dim=1) if s.latent_metric == "cosine" else v
 
 
 SHORTLIST_MARGIN = 16  # extra candidates the fast distance pass keeps for the exact one

@@ -71,6 +71,16 @@ def image_score(m: Tensor, how: str, topk_percent: float = 1.0) -> Tensor:
     return flat.topk(k, dim=1).values.mean(1)
 
 
+def shared_features(feats: tuple[int, Tensor] | None, s: AnomalySettings, x: Tensor) -> Tensor | None:
+    """The pretrained map's features where the ``pretrained`` latent vector enlarges the images
+    alike (images of 128 pixels a side and more: both at 1x), so one extractor pass serves both."""
+    if feats is None or s.latent != "knn" or s.latent_source != "pretrained":
+        return None
+    from aedetect.anomaly.backbone import LATENT_TARGET_SIDE, scale_of
+
+    return feats[1] if scale_of(s.pretrained_scale, tuple(x.shape[-2:]), LATENT_TARGET_SIDE) == feats[0] else None
+
+
 @dataclass
 class RawScores:
     """What one pass of the model gives: reconstructions and maps in [0, 1], scores, codes."""
@@ -99,11 +109,17 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
         raise ConfigError("anomaly.map: 'learned' needs the trained network of a calibrated model")
     model.eval()
     ins, recs, maps, scores, codes = [], [], [], [], []
+    if uses_backbone(s):  # the extractor's activations, not the images, bound a batch's memory
+        from aedetect.anomaly.backbone import feature_batch, scale_of
+
+        size = tuple(images.shape[-2:])
+        batch_size = feature_batch(size, scale_of(s.pretrained_scale, size), batch_size)  # type: ignore[arg-type]
     for i in range(0, images.shape[0], batch_size):
         xb = scale_to_float(images[i:i + batch_size].to(device), max_value, cfg.data.scaling)
         yb, z, skips = model.forward_parts(xb)  # type: ignore[operator]
         yb = yb.float()
         xu, yu = float_to_unit(xb, cfg.data.scaling), float_to_unit(yb, cfg.data.scaling)
+        feats: tuple[int, Tensor] | None = None  # the pretrained map's (scale, features), for the latent vector
         if s.map == "features":
             from aedetect.anomaly.featuremap import feature_distance_map, pool_features
 
@@ -113,8 +129,9 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
         elif s.map == "pretrained":
             from aedetect.anomaly.backbone import pretrained_map, scale_of
 
-            m = smooth(pretrained_map(backbone, xu, bank, scale_of(s.pretrained_scale, tuple(xb.shape[-2:]))),  # type: ignore[arg-type]
-                       s.smooth_sigma)
+            scale = scale_of(s.pretrained_scale, tuple(xb.shape[-2:]))
+            feats = (scale, backbone(xu.float(), scale))  # type: ignore[misc]
+            m = smooth(pretrained_map(backbone, xu, bank, scale, feats[1]), s.smooth_sigma)  # type: ignore[arg-type]
         elif s.map == "learned":
             from aedetect.anomaly.learned import learned_map
 
@@ -124,7 +141,7 @@ def run_model(model: nn.Module, images: Tensor, max_value: float, cfg: Config, s
         maps.append(m.cpu())
         scores.append(image_score(m, s.score, s.topk_percent).cpu())
         if s.latent == "knn":
-            codes.append(latent_vectors(z, skips, s, xb, backbone, xu).cpu())
+            codes.append(latent_vectors(z, skips, s, xb, backbone, xu, shared_features(feats, s, xb)).cpu())
         if keep_images:
             ins.append(xu.cpu())
             recs.append(yu.cpu())

@@ -22,8 +22,9 @@ it, as for a setting given by hand.
 Cost: one forward pass over the normal images and their anomalies gives the reconstructions
 and the latent vectors; every map, smoothing and aggregation candidate is recomputed from
 those, and the latent kNN candidates need one more pass over a sample of training images (the
-bank). ``select_budget`` seconds bound what comes after the first map kind: candidates not
-reached in time are skipped, and the record says how many.
+bank). The work is bounded by the number of held-out images and their pixels; where
+``select_budget`` is set, its seconds also bound what comes after the first map kind:
+candidates not reached in time are skipped, and the record says how many.
 
 Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` / ``topk`` 1 % /
 ``topk`` 5 % / ``max``, each alone or plus a latent kNN score (bank: training images; vector:
@@ -108,6 +109,7 @@ PRETRAINED_RANK_ANOMALIES: int | None = 32
 # candidates chose it in 8 of 18 models (grass, cell, moon, one tissue model).
 PRETRAINED_AGGREGATIONS: tuple[tuple[str, float], ...] = (("topk", 1.0), ("topk", 5.0), ("max", 1.0))
 MAX_DRAWS = 8
+LOCAL_DEFECTS = ("patch", "scratch", "stain", "hole")  # families_of: local defects on aligned objects
 DRAW_SEED_STEP = 1_000_003
 
 
@@ -129,13 +131,19 @@ def objective_of(s: AnomalySettings, share: float) -> str:
     return "image" if share >= ALIGNED else "image+pixel"
 
 
-def families_of(s: AnomalySettings, share: float) -> list[str]:
+def families_of(s: AnomalySettings, share: float, network: bool = True) -> list[str]:
     """The families given, or the ones ``auto`` picks by alignment: on aligned objects those that
     change a shape (:data:`OBJECT_FAMILIES`; the photometric ones ranked the candidates against
-    real anomalies, a new digit is a new shape), on surfaces all twelve."""
+    real anomalies, a new digit is a new shape), on surfaces all twelve. Without a network (the
+    ImageNet candidates ranked before training, aedetect.anomaly.plan) aligned objects are also
+    given the local defects (:data:`LOCAL_DEFECTS`): there the choice is between the map, which
+    sees where a place differs, and the whole-image vector, which sees a new shape, and real
+    defects of aligned products (a crack in a solar cell) are local."""
     if s.select_families != "auto":
         return list(s.select_families)
-    return list(OBJECT_FAMILIES if share >= ALIGNED else FAMILY_NAMES)
+    if share < ALIGNED:
+        return list(FAMILY_NAMES)
+    return list(OBJECT_FAMILIES if network else OBJECT_FAMILIES + LOCAL_DEFECTS)
 
 
 def draws_of(s: AnomalySettings, n_normal: int, n_families: int, pixels: int) -> int:
@@ -265,11 +273,12 @@ class Validation:
             more = sample_unit(top_up, per_set - len(normals), seed + 1)
             normals, self.n_top_up = np.concatenate([normals, more]), len(more)
         self.alignment = alignment(normals)
-        self.families = families_of(s, self.alignment)
+        self.families = families_of(s, self.alignment, network=cfg.model.arch != "none")
         self.n_normal = normals.shape[0]
         self.draws = draws_of(s, self.n_normal, len(self.families), h * w)
         made = [anomalies_of(normals, f, seed, self.draws) for f in self.families]
         self.has_features = cfg.model.arch == "conv"
+        self.has_network = cfg.model.arch != "none"  # none: no reconstruction, no code (aedetect.anomaly.plan)
         self.x = torch.from_numpy(np.concatenate([normals] + [m[0] for m in made]))  # (N, C, H, W) in [0, 1]
         self.objective = objective_of(s, self.alignment)
         self.masks = [m[1] for m in made] if self.objective == "image+pixel" else []  # none: no pixel term
@@ -292,8 +301,14 @@ class Validation:
         self.model.eval()
         ys: list[Tensor] = []
         vec: dict[str, list[Tensor]] = {}
-        for i in range(0, self.x.shape[0], CHUNK):
-            unit = self.x[i:i + CHUNK].to(self.device)
+        chunk = CHUNK
+        if self.backbone is not None:  # its activations, not the images, bound a pass's memory
+            from aedetect.anomaly.backbone import LATENT_TARGET_SIDE, feature_batch, scale_of
+
+            size = tuple(self.x.shape[-2:])
+            chunk = feature_batch(size, scale_of(self.pretrained_scale, size, LATENT_TARGET_SIDE), CHUNK)  # type: ignore[arg-type]
+        for i in range(0, self.x.shape[0], chunk):
+            unit = self.x[i:i + chunk].to(self.device)
             xb = scale_to_float(unit, 1.0, self.cfg.data.scaling)
             yb, z, skips = self.model.forward_parts(xb)  # type: ignore[operator]
             ys.append(float_to_unit(yb.float(), self.cfg.data.scaling).cpu())
@@ -306,7 +321,8 @@ class Validation:
         """The latent vectors tried: those allowed that the model has (``features``: a conv model;
         ``pretrained``: where :func:`wants_pretrained` and the weights allow it)."""
         return tuple(x for x in self.allowed_sources
-                     if (skips or x != "features") and (self.backbone is not None or x != "pretrained"))
+                     if (skips or x != "features") and (self.backbone is not None or x != "pretrained")
+                     and (self.has_network or x != "code"))
 
     def ranked(self, per_family: int | None) -> Ranked:
         """Every normal image and a seeded sample of at most ``per_family`` anomalies of each
@@ -352,9 +368,12 @@ class Validation:
         the images ``ranked`` holds."""
         from aedetect.anomaly.backbone import pretrained_map
 
+        from aedetect.anomaly.backbone import feature_batch
+
         x = self.x[ranked.index]
-        raw = torch.cat([pretrained_map(net, x[i:i + PRETRAINED_CHUNK].to(self.device), bank, scale).cpu()  # type: ignore[arg-type]
-                         for i in range(0, x.shape[0], PRETRAINED_CHUNK)])
+        chunk = feature_batch(tuple(x.shape[-2:]), scale, PRETRAINED_CHUNK)  # type: ignore[arg-type]
+        raw = torch.cat([pretrained_map(net, x[i:i + chunk].to(self.device), bank, scale).cpu()  # type: ignore[arg-type]
+                         for i in range(0, x.shape[0], chunk)])
         return self.aggregations(raw, "pretrained", PRETRAINED_AGGREGATIONS, ranked.pixels)
 
     def aggregations(self, raw: Tensor, kind: str, aggregations: tuple[tuple[str, float], ...] = AGGREGATIONS,
@@ -392,6 +411,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
     recon: dict[str, np.ndarray] = {}
     skipped = 0
     ranked_on: int | None = None  # anomalies per family the pretrained map was ranked on
+    pretrained_maps: dict[str, tuple[np.ndarray, Ranked]] = {}  # its candidates' scores, on the images ranked
 
     def add(o: dict[str, Any], scores: np.ndarray, ranked: Ranked | None = None) -> None:
         per = val.split(scores, ranked)
@@ -404,9 +424,9 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
                       "per_family": {f: round(a, 4) for f, a in per.items()}})
 
     def over_budget() -> bool:
-        return time.perf_counter() - t0 > s.select_budget
+        return s.select_budget > 0 and time.perf_counter() - t0 > s.select_budget
 
-    for i, kind in enumerate(MAPS):
+    for i, kind in enumerate(MAPS if val.has_network else ()):  # no network: every error map is 0
         if i and over_budget():
             skipped += len(SIGMAS) * len(AGGREGATIONS) * (len(MAPS) - i)
             break
@@ -419,16 +439,20 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
         if over_budget():
             skipped += len(SIGMAS) * len(PRETRAINED_AGGREGATIONS)
         else:
-            from aedetect.anomaly.backbone import build_pretrained_bank, load_backbone, scale_of
+            from aedetect.anomaly.backbone import build_pretrained_bank, load_backbone, scale_of, training_pool
 
             net = val.backbone if val.backbone is not None else load_backbone(device)  # `on`: the vector's too
             scale = scale_of(s.pretrained_scale, tuple(holdout.images.shape[-2:]))
+            # from the pool the head's bank will be built from (one pass over the training images)
+            training_pool(net, train, scale, s.pretrained_bank * s.pretrained_coreset, device, PRETRAINED_CHUNK, seed)
             bank = build_pretrained_bank(net, train, scale, min(s.pretrained_bank, PRETRAINED_RANK_BANK), device,
                                          PRETRAINED_CHUNK, seed)
             ranked = val.ranked(PRETRAINED_RANK_ANOMALIES)
             ranked_on = ranked.per_family
             for (sigma, how, pct), sc in val.pretrained_scores(net, bank, scale, ranked).items():
-                add({"map": "pretrained", "smooth_sigma": sigma, "score": how, "topk_percent": pct}, sc, ranked)
+                o = {"map": "pretrained", "smooth_sigma": sigma, "score": how, "topk_percent": pct}
+                pretrained_maps[candidate_name(o)] = (sc, ranked)
+                add(o, sc, ranked)
     n_latent = len(val.vectors) * 2 * (1 + len(LATENT_WEIGHTS) * n_recon)
     if train is None or len(train) < 2:
         log.info("label-free selection: no training images for a latent bank; latent kNN candidates skipped")
@@ -456,6 +480,14 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
                     rs = rs / max(float(np.median(rs[:val.n_normal])), 1e-12)
                     for w in LATENT_WEIGHTS:
                         add({**t["settings"], **lo, "recon_weight": 1.0, "latent_weight": w}, rs + w * lat)
+                if source == "pretrained":  # the ImageNet map plus the ImageNet vector: where a place
+                    # differs and how new the whole image is, on the images the map was ranked on
+                    for t in [t for t in tried if t["name"] in pretrained_maps]:
+                        ms, ranked = pretrained_maps[t["name"]]
+                        ms = ms / max(float(np.median(ms[:ranked.n_normal])), 1e-12)
+                        for w in LATENT_WEIGHTS:
+                            add({**t["settings"], **lo, "recon_weight": 1.0, "latent_weight": w},
+                                ms + w * lat[ranked.index.numpy()], ranked)
     n_features = len(SIGMAS) * len(AGGREGATIONS)
     if not val.has_features or train is None or len(train) < 2 or s.feature_level >= len(cfg.model.widths):
         pass  # no encoder feature maps (an mlp model), or no training images for the bank
@@ -479,6 +511,12 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
     comparable = s.map in MAPS and (s.latent != "knn" or s.latent_bank == "train")  # else no candidate is it
     given_row = next((t for t in tried if t["name"] == given_name), None) if comparable else None
     seconds = time.perf_counter() - t0
+    network = families_of(s, val.alignment, network=True)
+    comparable = None  # the best objective on the anomalies a trained model's selection would use
+    if network != val.families:
+        combine = np.median if s.select_combine == "median" else np.mean
+        on = [(float(combine([t["per_family"][f] for f in network])), t["name"]) for t in tried]
+        comparable = {"families": network, "objective": max(on)[0], "chosen": max(on)[1]}
     record = {
         "mode": s.select, "chosen": chosen["name"], "chosen_settings": chosen["settings"],
         "chosen_auroc": chosen["auroc"], "chosen_image_auroc": chosen["image_auroc"],
@@ -492,6 +530,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
         "normal_images": val.n_normal, "normal_images_from_early_stopping": val.n_top_up,
         "anomalies_per_family": val.n_normal * val.draws, "draws": val.draws,
         "pretrained_ranked_on": ranked_on,
+        **({"on_network_families": comparable} if comparable else {}),
         "candidates_scored": len(tried), "candidates_skipped": skipped, "seconds": round(seconds, 2),
         "budget_s": s.select_budget,
         "candidates": [{"name": t["name"], "auroc": round(t["auroc"], 5), "image_auroc": round(t["image_auroc"], 5),

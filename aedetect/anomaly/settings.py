@@ -60,6 +60,9 @@ pretrained_scale    enlargement of the images before ``map = pretrained`` extrac
                     pixels, at most 4 (a 64-pixel crop: 2).
 pretrained_bank     at most this many training feature vectors ``map = pretrained`` keeps
                     (10000; each image location is one vector of 176 numbers).
+pretrained_coreset  1: the bank is a uniform sample of the training locations (default); N > 1:
+                    the greedy coreset (PatchCore's) of ``pretrained_bank`` vectors out of a
+                    uniform sample N times as large.
 learned_steps       training steps of the ``learned`` map's network (1500).
 learned_batch       images per step, half of them with a made-up anomaly (16).
 learned_width       channels of that network (32).
@@ -78,13 +81,11 @@ select_pretrained   whether the ImageNet candidates are tried (where the weights
                     one-class MNIST's training split the vector lifted the pick from 96.63 to
                     98.08 with 121 training images per digit (20 models, 17 better, 1 worse) and
                     left it at 99.25 against 99.22 with 4,800 (bench/select_objective_val.py).
-select_budget       seconds the selection may spend after its first candidates (120; the
-                    ``pretrained`` candidate alone took about 50 s for 1,160 64x64 crops on one
-                    CPU core, ranked now on 32 anomalies per family: 63-98 s -> 43-61 s for
-                    the whole selection of five surface models, bench/select_pretrained_rank_val.py;
-                    all the others took 35-63 s of wall time per surface model in
-                    the suite before it was added); past
-                    it, the candidates not yet scored are skipped and counted in the record.
+select_budget       seconds the selection may spend after its first candidates, past which the
+                    candidates not yet scored are skipped and counted in the record; 0 (default)
+                    = no limit. Its work is bounded without it (``select_images``, the pixels
+                    per pass, the ranking samples and banks), and a wall-clock limit made the
+                    choice depend on how busy the machine was.
 select_images       at most this many held-out normal images it uses, fewer for large
                     images (256).
 select_families     the synthetic anomaly families it scores against (a list, see
@@ -108,6 +109,13 @@ select_top_up       when fewer than ``select_images`` held-out normal images exi
                     training images (true). On one-class MNIST's training split with 121
                     training images per digit (16 + 12 normals, 30 models) the pick scored
                     96.61 against 96.14 with the 16 alone (bench/select_topup_val.py).
+autoencoder         whether an autoencoder is trained at all (aedetect.anomaly.plan): ``on``,
+                    ``off`` (ImageNet features alone), or ``auto`` (default): before training,
+                    the ImageNet candidates are ranked by the label-free objective below, and
+                    the autoencoder trains only where they score under ``features_enough``
+                    (or where pinned scoring settings read its output).
+features_enough     the label-free objective at which ``autoencoder = auto`` trains no
+                    autoencoder (0.98).
 select_objective    what the selection maximises: ``image`` (the image AUROC averaged
                     over the families), ``image+pixel`` (half that, half the pixel AUROC of
                     the candidate's map on the local families' masks) or ``auto`` (default):
@@ -133,6 +141,7 @@ LATENT_METRICS = ("euclidean", "cosine")
 LATENT_BANKS = ("calib", "train")
 SELECTS = ("auto", "on", "none")
 SELECT_PRETRAINED = ("auto", "on", "off")
+AUTOENCODERS = ("auto", "on", "off")
 OBJECTIVES = ("auto", "image", "image+pixel")
 COMBINES = ("mean", "median")
 # The keys label-free selection chooses; a config that sets any of them pins the scoring, and
@@ -141,7 +150,7 @@ SCORING_KEYS = frozenset({"map", "mix", "ssim_window", "smooth_sigma", "score", 
                           "latent_source", "latent_level", "latent_grid", "latent_metric", "latent_bank",
                           "latent_bank_size", "latent_k", "latent_weight", "recon_weight", "feature_level",
                           "feature_pool", "feature_bank", "learned_steps", "learned_batch", "learned_width",
-                          "pretrained_scale", "pretrained_bank"})
+                          "pretrained_scale", "pretrained_bank", "pretrained_coreset"})
 FAMILY_NAMES = ("patch", "scratch", "stain", "hole", "blur", "shift",
                 "cutpaste", "mix", "elastic", "affine", "mirror", "contrast")  # aedetect.anomaly.synthetic
 # ``select_families = auto`` on aligned objects: the families that change a shape. On one-class
@@ -185,12 +194,13 @@ class AnomalySettings:
     feature_bank: int = 30000
     pretrained_scale: int | str = "auto"
     pretrained_bank: int = 10000
+    pretrained_coreset: int = 1
     learned_steps: int = 1500
     learned_batch: int = 16
     learned_width: int = 32
     select: str = "auto"
     select_pretrained: str = "auto"
-    select_budget: float = 120.0
+    select_budget: float = 0.0
     select_images: int = 256
     select_families: list[str] | str = "auto"
     select_draws: int | str = "auto"
@@ -198,6 +208,8 @@ class AnomalySettings:
     select_objective: str = "auto"
     select_combine: str = "mean"
     select_top_up: bool = True
+    autoencoder: str = "auto"
+    features_enough: float = 0.98
 
     @classmethod
     def from_config(cls, cfg: Config | dict[str, Any]) -> "AnomalySettings":
@@ -232,6 +244,8 @@ class AnomalySettings:
         choice("select_objective", OBJECTIVES)
         choice("select_combine", COMBINES)
         choice("select_pretrained", SELECT_PRETRAINED)
+        choice("autoencoder", AUTOENCODERS)
+        self.features_enough = number("features_enough", 0, 1)
         if self.pretrained_scale != "auto" and (isinstance(self.pretrained_scale, bool)
                                                 or not isinstance(self.pretrained_scale, int)
                                                 or not 1 <= self.pretrained_scale <= 8):
@@ -280,6 +294,7 @@ class AnomalySettings:
         integer("feature_pool", 1, odd=True)
         integer("feature_bank", 1)
         integer("pretrained_bank", 1)
+        integer("pretrained_coreset", 1)
         integer("learned_steps", 1)
         integer("learned_batch", 2)
         integer("learned_width", 4)

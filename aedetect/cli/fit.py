@@ -41,6 +41,7 @@ def fit(
     val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of images held out for validation.")] = None,
     max_images: Annotated[Optional[int], typer.Option(help="Use at most this many images.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(help="Seconds of training after which no new epoch starts (the best epoch so far is kept); 0 = none.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set model.widths=[16,32] (repeatable).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
     calibration: Annotated[Optional[str], typer.Option(help="Anomaly: a folder of separate normal images to choose the scoring and set the threshold on (default: 15 % of DATA). Use it when DATA is overlapping crops of one picture.")] = None,
@@ -63,7 +64,8 @@ def fit(
         "train": {"epochs": epochs, "batch_size": batch_size, "device": device, "seed": seed, "lr": lr,
                   "optimizer": optimizer, "optimizer_args": parse_json("--optimizer-args", optimizer_args),
                   "weight_decay": weight_decay, "loss": loss, "patience": patience,
-                  "val_fraction": val_fraction, "max_images": max_images, "amp": amp},
+                  "val_fraction": val_fraction, "max_images": max_images, "amp": amp,
+                  "time_budget": time_budget},
     })
     if noise or noise_level:  # the denoise recipe (see aedetect.denoise.noise); --set denoise.KEY=... also works
         from aedetect.denoise.noise import parse_level

@@ -65,6 +65,9 @@ def info(
             shown = plain(text) if len(text) <= 160 else f"<{len(text):,} characters; see --json>"
             t.add_row(plain(f"{section}.{k}"), shown)
     out.print(t)
+    if d["config"]["model"]["arch"] == "none":
+        out.print("no autoencoder: this model scores with ImageNet features alone (anomaly.autoencoder, "
+                  "docs/anomaly.md)", highlight=False)
     from aedetect.anomaly.reliability import reliability_line
     from aedetect.anomaly.selectreport import selection_line
 

@@ -156,6 +156,8 @@ class ConvAutoencoder(nn.Module):
             raise ConfigError("model.output_activation: resolve 'auto' with Config.validate() first")
         self.config = config
         c = config
+        if c.arch == "none":  # no autoencoder: the reconstruction is the input (no parameters)
+            return
         if c.arch == "mlp":
             self._build_mlp(c)
             return
@@ -184,6 +186,31 @@ class ConvAutoencoder(nn.Module):
                                       make_activation(c.output_activation))
         else:
             self.head = nn.Identity()
+        self._init_hidden(c.activation)
+
+    @torch.no_grad()
+    def _init_hidden(self, activation: str) -> None:
+        """He initialisation of every hidden layer (the output conv keeps PyTorch's default).
+
+        Why: PyTorch's default (Kaiming-uniform with a = sqrt(5)) gives a weight variance of
+        1 / (3 fan_in), so with ReLU each layer passes on about a sixth of its input's variance.
+        Through the ``default`` preset's 18 layers the input's trace at the output was 7e-9 of
+        its spread on 64x64 grass crops: every image got the same output, only the last bias
+        learnt (the mean image), and training stopped as collapsed at epoch 2 on every
+        scikit-image texture. He initialisation keeps the variance layer to layer (output
+        spread 0.015 at the start, the encoder's activations 0.45-0.58 at every level)."""
+        relu_like = activation in ("relu", "elu", "gelu", "silu")
+        out_layers = set(map(id, self.head.modules())) if isinstance(self.head, nn.Sequential) else set()
+        for m in self.modules():
+            if id(m) in out_layers or not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                continue
+            if relu_like or activation == "leaky_relu":
+                nn.init.kaiming_normal_(m.weight, a=0.2 if activation == "leaky_relu" else 0.0,
+                                        nonlinearity="leaky_relu" if activation == "leaky_relu" else "relu")
+            else:
+                nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain("tanh" if activation == "tanh" else "linear"))
+            if m.bias is not None:
+                m.bias.zero_()
 
     # ---- construction helpers -------------------------------------------------------------
     def _padded_size(self) -> tuple[int, int]:
@@ -230,6 +257,8 @@ class ConvAutoencoder(nn.Module):
 
     # ---- parameter counts -----------------------------------------------------------------
     def encoder_modules(self) -> list[nn.Module]:
+        if self.config.arch == "none":
+            return []
         if self.config.arch == "mlp":
             return [self.mlp_encoder]
         if self.config.plain:
@@ -237,6 +266,8 @@ class ConvAutoencoder(nn.Module):
         return [self.encoder, self.to_latent]
 
     def decoder_modules(self) -> list[nn.Module]:
+        if self.config.arch == "none":
+            return []
         if self.config.arch == "mlp":
             return [self.mlp_decoder]
         if self.config.plain:  # all of a plain stack makes the output: counted as the decoder
@@ -320,7 +351,7 @@ class ConvAutoencoder(nn.Module):
         self._check_input(x)
         if self.config.arch == "mlp":
             return self.mlp_encoder(x)
-        if self.config.plain:
+        if self.config.plain or self.config.arch == "none":
             raise ConfigError(f"model.arch {self.config.arch!r} has no latent code")
         z, _, _ = self._encode_full(self._pad(x))
         return z
@@ -330,6 +361,8 @@ class ConvAutoencoder(nn.Module):
         c = self.config
         if c.arch == "mlp":
             return self.mlp_decoder(z)
+        if c.arch == "none":
+            raise ConfigError("model.arch 'none' has no decoder")
         if c.skip or c.plain or c.up == "unpool":
             raise ConfigError(
                 "decode() from a code alone is impossible with skip connections or max-unpool: "
@@ -352,6 +385,8 @@ class ConvAutoencoder(nn.Module):
         """
         self._check_input(x)
         c = self.config
+        if c.arch == "none":  # the anomaly head scores with ImageNet features alone
+            return x, x.new_zeros((x.shape[0], 0)), []
         if c.plain:  # predicts and subtracts the noise itself
             return self.plain(x), x.new_zeros((x.shape[0], 0)), []
         if c.arch == "mlp":

@@ -32,7 +32,8 @@ DOWNSAMPLING = ("maxpool", "avgpool", "stride", "none")
 UPSAMPLING = ("nearest", "bilinear", "transpose", "unpool")
 NORMS = ("none", "batch", "instance", "group")
 BOTTLENECKS = ("conv", "dense")
-ARCHS = ("conv", "mlp", "dncnn", "ffdnet")  # the last two: aedetect.core.plainnets
+ARCHS = ("conv", "mlp", "dncnn", "ffdnet", "none")  # dncnn, ffdnet: aedetect.core.plainnets;
+# none: no autoencoder at all (the anomaly head's ImageNet-feature scoring, aedetect.anomaly.plan)
 DECODER_ORDERS = ("up_conv", "conv_up")
 LOSSES = ("mse", "l1", "bce", "ssim", "l1+ssim", "mse+ssim")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -109,7 +110,7 @@ class ModelConfig:
         """Factor the spatial size must divide by (input is padded to it, output cropped)."""
         if self.plain:
             return 2 if self.arch == "ffdnet" else 1
-        return 1 if self.down == "none" or self.arch == "mlp" else 2 ** self.levels
+        return 1 if self.down == "none" or self.arch in ("mlp", "none") else 2 ** self.levels
 
     def resolved_decoder_widths(self) -> tuple[int, ...]:
         if self.decoder_widths is not None:
@@ -142,6 +143,10 @@ class TrainConfig:
     channels_last: bool = True
     grid_every: int = 1
     max_images: int | None = None
+    # Seconds of training after which no new epoch starts: ``fit --time-budget``; 0 = no limit,
+    # None = the head's choice (the anomaly head's aedetect.anomaly.plan.AUTO_BUDGET_S, no limit
+    # for the others). The best epoch so far is kept, so a budget gives a usable model.
+    time_budget: float | None = None
 
 
 @dataclass
@@ -334,6 +339,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.lr_min: {t.lr_min} is above train.lr {t.lr}; the cosine schedule decays")
     _check_positive("train.weight_decay", t.weight_decay, allow_zero=True)
     _check_positive("train.patience", t.patience)
+    if t.time_budget is not None and (isinstance(t.time_budget, bool) or not isinstance(t.time_budget, (int, float))
+                                      or not 0 <= t.time_budget <= 1e7):
+        raise ConfigError(f"train.time_budget: seconds in [0, 1e7] (0 = none), got {t.time_budget!r}")
     if t.max_images is not None:
         _check_positive("train.max_images", t.max_images)
     if not 0.0 < t.val_fraction < 1.0:
@@ -349,6 +357,8 @@ def _check_plain(cfg: Config) -> None:
     if m.plain and cfg.task != "denoise":
         raise ConfigError(f"model.arch: {m.arch!r} is a denoiser (it predicts the noise); "
                           "--task anomaly needs 'conv' or 'mlp'")
+    if m.arch == "none" and cfg.task != "anomaly":
+        raise ConfigError("model.arch: 'none' (no network) is for --task anomaly only: a denoiser needs a network")
     if m.noise_map and cfg.task != "denoise":
         raise ConfigError("model.noise_map: the noise-level input is for --task denoise only")
     if m.plain:

@@ -49,6 +49,10 @@ class TaskHead(Protocol):
     def corruption(self, cfg: Config) -> Corrupt | None:
         """The on-the-fly input corruption for training, or None to reconstruct the input."""
 
+    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> None:
+        """Before training: settle what is trained, changing ``cfg`` in place (the anomaly head
+        sets ``model.arch = none`` where no network needs training)."""
+
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
                   train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
         """Fitted parameters saved in the model file's ``calibration`` record; ``train``: the
@@ -83,6 +87,9 @@ class BaseHead:
         return train, val
 
     def corruption(self, cfg: Config) -> Corrupt | None:
+        return None
+
+    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> None:
         return None
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,

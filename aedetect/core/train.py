@@ -153,6 +153,37 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
         raise ConfigError(f"train.optimizer_args: {e}") from None
 
 
+def probe_epoch_seconds(cfg: Config, train: ImageSet, probe: int = 8) -> float:
+    """About how long one training epoch of ``cfg``'s model on ``train`` takes here: one
+    optimisation step on ``probe`` images timed after a warm-up step, scaled to the epoch's
+    images (plus a tenth for validation). A few seconds even where an epoch takes minutes, so a
+    head can decide whether training fits a time budget before starting it."""
+    trainer = Trainer(initial_model(cfg), cfg)
+    if not trainer.trainable:
+        return 0.0
+    n = min(probe, len(train))
+    idx = torch.arange(n)
+    trainer.model.train()
+
+    def step() -> None:
+        inp, target = trainer._batch(train, idx)
+        loss = trainer.loss_fn(trainer._forward(inp), target)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+
+    with flush_denormals():
+        step()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    return 1.1 * seconds * len(train) / n
+
+
 class Trainer:
     """Runs epochs over an :class:`ImageSet`; ``corrupt`` turns clean inputs into noisy ones
     (the denoise head), otherwise the model reconstructs its input (the anomaly head)."""
@@ -184,7 +215,9 @@ class Trainer:
 
             self.train_model = DistributedDataParallel(
                 self.model, device_ids=[torch.cuda.current_device()] if cuda else None)
-        self.optimizer = make_optimizer(self.model, cfg)
+        # No parameters (``model.arch = none``): nothing to train, fit() returns the model as it is.
+        self.trainable = any(True for _ in self.model.parameters())
+        self.optimizer = make_optimizer(self.model, cfg) if self.trainable else None  # type: ignore[assignment]
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 1
         self.best_val = math.inf
@@ -303,7 +336,12 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self, train: ImageSet, val: ImageSet) -> FitResult:
-        """Train for the configured epochs (from ``start_epoch`` after a resume)."""
+        """Train for the configured epochs (from ``start_epoch`` after a resume); a model with
+        no parameters (``model.arch = none``) is returned untrained, with an empty history."""
+        if not self.trainable:
+            return FitResult(model=self.model.eval(), history=[], best_epoch=0, best_val_loss=float("nan"),
+                             seconds=0.0, images_per_s=0.0, device=str(self.device),
+                             extra={"last_state": self.model.state_dict(), "images_seen": 0})
         with flush_denormals():
             return self._fit(train, val)
 
@@ -382,6 +420,11 @@ class Trainer:
                 self.on_epoch(epoch, row, self.model)
             if patience_left <= 0:
                 log.info("early stop: no improvement for %d epochs", t.patience)
+                stopped = True
+                break
+            if t.time_budget and time.perf_counter() - t0 >= t.time_budget and epoch < t.epochs:
+                log.info("time budget: %g s spent after epoch %d of %d; keeping the best epoch (%d)",
+                         t.time_budget, epoch, t.epochs, self.best_epoch)
                 stopped = True
                 break
         seconds = time.perf_counter() - t0

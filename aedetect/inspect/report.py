@@ -20,6 +20,7 @@ from torch import Tensor
 
 from aedetect.core.modelfile import ModelFile, load_model
 from aedetect.data.imageset import ImageSet, float_to_unit
+from aedetect.util.text import printable
 from aedetect.errors import AedetectError
 from aedetect.util.fsutil import new_run_dir
 from aedetect.inspect import probe as pr
@@ -159,6 +160,9 @@ def inspect_model(model_path: str | Path, data: str | ImageSet | None, out: str 
     runs/inspect-*) plus index.html."""
     mf = load_model(model_path)
     model, cfg = mf.model, mf.config
+    if cfg.model.arch == "none":
+        raise AedetectError(f"{printable(str(model_path))}: no network to inspect: this model scores with ImageNet "
+                            "features alone (fit trained no autoencoder; --set anomaly.autoencoder=on trains one)")
     if isinstance(data, ImageSet):
         images, source = data, "ImageSet"
     else:
