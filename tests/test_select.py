@@ -50,14 +50,16 @@ def split():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def selected(split):  # type: ignore[no-untyped-def]
-    return AnomalyDetector(preset="small", epochs=25, overrides=FAST).fit(split[0])
+    """A trained model's selection (``autoencoder = on``: the ImageNet features alone would do
+    on these digits, aedetect.anomaly.plan)."""
+    return AnomalyDetector(preset="small", epochs=25, overrides=FAST, anomaly={"autoencoder": "on"}).fit(split[0])
 
 
 @pytest.fixture(scope="module")
 def untopped(split):  # type: ignore[no-untyped-def]
     """A quick model whose selection ranks on the 17 calibration images alone."""
     return AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
-        "select_top_up": False, "select_sources": ["code"]}).fit(split[0])
+        "select_top_up": False, "select_sources": ["code"], "autoencoder": "on"}).fit(split[0])
 
 
 def test_selection_applies_the_candidate_with_the_best_validation_auroc(selected, split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -272,7 +274,7 @@ def test_the_raw_pixel_knn_source(selected, split) -> None:  # type: ignore[no-u
     big = torch.rand(2, 3, 64, 20)  # averaged to 32 x 20 per channel
     assert latent_vectors(torch.zeros(2, 4), [], AnomalySettings(latent_source="pixels"), big).shape == (2, 3 * 32 * 20)
     only_code = AnomalyDetector(preset="small", epochs=1, overrides=FAST, anomaly={
-        "select_sources": ["code"], "select_families": ["blur", "mix"]}).fit(split[0])
+        "select_sources": ["code"], "select_families": ["blur", "mix"], "autoencoder": "on"}).fit(split[0])
     names = [c["name"] for c in only_code.calibration_["selection"]["candidates"]]
     assert any("code/" in n for n in names) and not any("pixels/" in n or "features/" in n for n in names)
     assert any("pixels/" in c["name"] for c in selected.calibration_["selection"]["candidates"])

