@@ -82,7 +82,7 @@ def test_info_json_for_a_preset_and_a_file(digit_folder: Path, tmp_path: Path) -
     assert (d["parameters"], d["encoder_parameters"], d["decoder_parameters"]) == (259_715, 93_248, 166_467)
     out = tmp_path / "run"
     assert runner.invoke(app, ["fit", str(digit_folder), "--preset", "small", "--out", str(out),
-                               "--epochs", "1", "--size", "16"]).exit_code == 0
+                               "--epochs", "1", "--size", "16", "--set", "anomaly.autoencoder=on"]).exit_code == 0
     d = json.loads(runner.invoke(app, ["info", str(out / "model.safetensors"), "--json"]).output)
     assert d["kind"] == "model" and d["training"]["epochs_run"] == 1 and d["config"]["data"]["size"] == [16, 16]
     table = runner.invoke(app, ["info", str(out / "model.safetensors")])

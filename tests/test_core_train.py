@@ -17,8 +17,11 @@ from aedetect.core.train import Trainer
 
 
 def _cfg(epochs: int, **train):  # type: ignore[no-untyped-def]
+    """The training loop's tests: the autoencoder always trains (``autoencoder = on``; on these
+    digits the ImageNet features alone would do, aedetect.anomaly.plan)."""
     return build_config("small", overrides={"model": {"widths": [16, 32]}, "data": {"size": [8, 8]},
-                                            "train": {"epochs": epochs, "batch_size": 64, "lr": 3e-3, **train}})
+                                            "train": {"epochs": epochs, "batch_size": 64, "lr": 3e-3, **train},
+                                            "anomaly": {"autoencoder": "on"}})
 
 
 def test_training_on_digits_clearly_lowers_validation_loss(tmp_path: Path) -> None:

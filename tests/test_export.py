@@ -114,7 +114,7 @@ def test_anomaly_parity_raw_pixel_knn(tmp_path: Path) -> None:
 def test_anomaly_parity_learned_map(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The learned map's network travels in the graph; the image score is the map's mean."""
     zeros = digits.subset(np.flatnonzero(digits.labels.numpy() == 0)[:120].tolist())
-    det = AnomalyDetector(preset="small", epochs=3, anomaly={"map": "learned", "learned_steps": 40,
+    det = AnomalyDetector(preset="small", epochs=3, anomaly={"map": "learned", "learned_steps": 200,
                                                              "learned_batch": 8, "score": "mean"},
                           overrides={"train": {"batch_size": 32, "lr": 3e-3}}).fit(zeros)
     path = det.save(tmp_path / "learned.safetensors")

@@ -30,7 +30,7 @@ def test_mvtec_folder_gets_test_mse(tmp_path: Path) -> None:
     write_pngs(root / "train" / "good", 40, 0)
     write_pngs(root / "test" / "good", 7, 1)
     cfg = build_config("small", overrides={"model": {"widths": [8]}, "data": {"size": [16, 16]},
-                                           "train": {"epochs": 1, "device": "cpu"}})
+                                           "train": {"epochs": 1, "device": "cpu"}, "anomaly": {"autoencoder": "on"}})
     out = fit(str(root), cfg, tmp_path / "run")
     m = json.loads((out.run_dir / "metrics.json").read_text())
     assert m["test_images"] == 7 and m["test_split"].endswith("good")

@@ -27,7 +27,8 @@ EPOCHS = 2
 
 def tiny_cfg():  # type: ignore[no-untyped-def]
     return build_config("small", overrides={"model": {"widths": [8, 16]}, "data": {"size": [8, 8]},
-                                            "train": {"epochs": EPOCHS, "batch_size": 50, "device": "cpu"}})
+                                            "train": {"epochs": EPOCHS, "batch_size": 50, "device": "cpu"},
+                                            "anomaly": {"autoencoder": "on"}})  # the loop's logs are tested
 
 
 @pytest.fixture(scope="module")

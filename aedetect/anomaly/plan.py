@@ -77,8 +77,8 @@ def plan(cfg: Config, train: ImageSet, holdout: ImageSet,
     from aedetect.anomaly.select import wants_selection
 
     s = AnomalySettings.from_config(cfg)
-    if s.autoencoder == "on" or cfg.model.arch != "conv":
-        return cfg, None  # asked for, or a model other than the default kind named (an mlp preset)
+    if s.autoencoder == "on" or cfg.model.arch != "conv" or (s.select_pretrained == "off" and s.autoencoder == "auto"):
+        return cfg, None  # asked for, a model other than the default kind named (an mlp preset), or no ImageNet candidates
     if not wants_selection(cfg, s):  # scoring pinned: train exactly when it reads the autoencoder
         if not reads_autoencoder(s):
             return _no_autoencoder(cfg, "the scoring settings given read ImageNet features only"), None
