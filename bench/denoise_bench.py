@@ -14,6 +14,9 @@ Usage (each step is one bounded command; re-running resumes where a cut run stop
   python bench/denoise_bench.py eval --folder ../shared/data/Set12 --sigma 25 --models pretrained:gray
   python bench/denoise_bench.py eval --folder skimage --sigma 25 --models pretrained:gray   # bundled photos
   python bench/denoise_bench.py sigma --folder ../shared/data/Set12      # --sigma auto's error
+  python bench/denoise_bench.py eval --colour --folder DIR --sigma 25 --models pretrained:rgb pretrained:gray
+--colour evaluates RGB images (CBM3D, bm3d.bm3d_rgb, instead of BM3D; a gray model runs per channel);
+its files and tables are named "... colour".
   python bench/denoise_bench.py report
 --folder is a folder of images (its name labels the table; --name overrides) or ``skimage``:
 scikit-image's gray photographs that neither Train400 nor Set12 holds (SKIMAGE_HELD_OUT).
@@ -52,15 +55,19 @@ def skimage_gray(name: str) -> np.ndarray:
     return (rgb2gray(im) if im.ndim == 3 else im / 255.0).astype(np.float32)
 
 
-def clean_images(folder: str) -> list[tuple[str, np.ndarray]]:
-    """(name, float32 (H, W) in [0, 1]) of the evaluation images, sorted by name."""
+def clean_images(folder: str, colour: bool = False) -> list[tuple[str, np.ndarray]]:
+    """(name, float32 (H, W) or, ``colour``, (H, W, 3) in [0, 1]) of the evaluation images, by name.
+    ``folder`` may also be a text file listing image paths (one per line)."""
     from PIL import Image
 
     if folder == "skimage":
         return [(n, skimage_gray(n)) for n in SKIMAGE_HELD_OUT]
     exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-    return [(p.name, np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0)
-            for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in exts]
+    src = Path(folder)
+    files = ([Path(line) for line in src.read_text().split()] if src.is_file()
+             else [p for p in sorted(src.iterdir()) if p.suffix.lower() in exts])
+    return [(p.name, np.asarray(Image.open(p).convert("RGB" if colour else "L"), dtype=np.float32) / 255.0)
+            for p in files]
 
 
 def noisy_copy(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -69,8 +76,9 @@ def noisy_copy(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 def methods(sigma: float, models: list[str], bm3d_subset: int | None,
-            ensembles: tuple[int, ...] = ()) -> tuple[dict[str, Method], list[str]]:
-    """name -> f(noisy, index) giving the denoised image (None: skipped for this image); notes."""
+            ensembles: tuple[int, ...] = (), colour: bool = False) -> tuple[dict[str, Method], list[str]]:
+    """name -> f(noisy, index) giving the denoised image (None: skipped for this image); notes.
+    ``colour``: (H, W, 3) images, the classical methods in their colour forms."""
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
     from aedetect.denoise.denoiser import Denoiser
@@ -78,29 +86,34 @@ def methods(sigma: float, models: list[str], bm3d_subset: int | None,
 
     notes: list[str] = []
 
+    axis = -1 if colour else None
+
     def est(y: np.ndarray) -> float:
-        return float(estimate_sigma(torch.from_numpy(y)[None, None])[0]) / 255.0
+        return float(estimate_sigma(to_batch(y))[0]) / 255.0
 
     fns: dict[str, Method] = {
         "noisy input": lambda y, i: y,
-        "TV (Chambolle)": lambda y, i: denoise_tv_chambolle(y, weight=0.05 * sigma / 15),
+        "TV (Chambolle)": lambda y, i: denoise_tv_chambolle(y, weight=0.05 * sigma / 15, channel_axis=axis),
         "NLM (estimated sigma)": lambda y, i: denoise_nl_means(y, h=0.8 * est(y), sigma=est(y), fast_mode=True,
-                                                               patch_size=7, patch_distance=11),
+                                                               patch_size=7, patch_distance=11, channel_axis=axis),
     }
     if importlib.util.find_spec("pywt") is not None:
         from skimage.restoration import denoise_wavelet
 
         fns["wavelet (BayesShrink)"] = lambda y, i: denoise_wavelet(y, method="BayesShrink", mode="soft",
-                                                                    rescale_sigma=True)
+                                                                    rescale_sigma=True, channel_axis=axis,
+                                                                    convert2ycbcr=colour)
     else:
         notes.append("wavelet (BayesShrink) left out: PyWavelets is not installed")
     if bm3d_subset != 0 and importlib.util.find_spec("bm3d") is not None:
         def bm3d_fn(y: np.ndarray, i: int) -> np.ndarray | None:
             import bm3d
 
-            return None if bm3d_subset is not None and i >= bm3d_subset else bm3d.bm3d(y, sigma / 255.0)
+            if bm3d_subset is not None and i >= bm3d_subset:
+                return None
+            return bm3d.bm3d_rgb(y, sigma / 255.0) if colour else bm3d.bm3d(y, sigma / 255.0)
 
-        fns["BM3D"] = bm3d_fn
+        fns["CBM3D" if colour else "BM3D"] = bm3d_fn
     elif bm3d_subset != 0:
         notes.append("BM3D left out: the bm3d package is not installed (pip install 'aedetect[bench]')")
     for spec in models:
@@ -108,7 +121,7 @@ def methods(sigma: float, models: list[str], bm3d_subset: int | None,
         label = f"aedetect {spec}"
 
         def run(y: np.ndarray, i: int, d: Denoiser = den, s: float | str = sigma) -> np.ndarray:
-            return d.denoise_tensor(torch.from_numpy(y)[None, None], sigma=s)[0, 0].numpy()
+            return from_batch(d.denoise_tensor(to_batch(y), sigma=s))  # a gray model: per channel
 
         fns[f"{label} (true sigma)" if den.takes_sigma else label] = run
         if den.takes_sigma:
@@ -121,12 +134,23 @@ def methods(sigma: float, models: list[str], bm3d_subset: int | None,
     return fns, notes
 
 
+def to_batch(y: np.ndarray) -> torch.Tensor:
+    """(H, W) or (H, W, C) -> (1, C, H, W)."""
+    t = torch.from_numpy(np.ascontiguousarray(y))
+    return t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+
+
+def from_batch(t: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) -> (H, W) for one channel, else (H, W, C)."""
+    return t[0, 0].numpy() if t.shape[1] == 1 else t[0].permute(1, 2, 0).numpy()
+
+
 def evaluate(folder: str, name: str, sigma: float, models: list[str], bm3d_subset: int | None,
-             ensembles: tuple[int, ...] = (), only: tuple[str, ...] = ()) -> None:
+             ensembles: tuple[int, ...] = (), only: tuple[str, ...] = (), colour: bool = False) -> None:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    images = clean_images(folder)
-    fns, notes = methods(sigma, models, bm3d_subset, ensembles)
+    images = clean_images(folder, colour)
+    fns, notes = methods(sigma, models, bm3d_subset, ensembles, colour)
     if only:  # e.g. a timing run of two methods on a quiet machine
         fns = {k: f for k, f in fns.items() if any(o in k for o in only)}
     path = OUT / f"eval_{name}_{sigma:g}.json"
@@ -144,7 +168,7 @@ def evaluate(folder: str, name: str, sigma: float, models: list[str], bm3d_subse
                 continue
             out = np.clip(np.asarray(out, dtype=np.float32).reshape(clean.shape), 0, 1)
             psnr = peak_signal_noise_ratio(clean, out, data_range=1.0)
-            ssim = structural_similarity(clean, out, data_range=1.0)
+            ssim = structural_similarity(clean, out, data_range=1.0, channel_axis=-1 if colour else None)
             rows.append({"image": img, "method": label, "psnr": round(float(psnr), 3),
                          "ssim": round(float(ssim), 4), "seconds": round(dt, 4)})
             print(f"{img:22s} {label:42s} {psnr:6.2f} dB  SSIM {ssim:.4f}  {dt:7.3f} s", flush=True)
@@ -161,15 +185,15 @@ def _save(path: Path, name: str, sigma: float, bm3d_subset: int | None, rows: li
     tmp.replace(path)
 
 
-def sigma_error(folder: str, sigmas: list[float]) -> None:
+def sigma_error(folder: str, sigmas: list[float], colour: bool = False) -> None:
     """How far ``--sigma auto``'s estimate is from the true sigma, per level (same noise as eval)."""
     from aedetect.denoise.sigma import estimate_sigma
 
-    images = clean_images(folder)
+    images = clean_images(folder, colour)
     print(f"| true sigma | mean estimate | mean error | largest error |  ({Path(folder).name}, {len(images)} images)")
     print("|---|---|---|---|")
     for sigma in sigmas:
-        est = np.array([float(estimate_sigma(torch.from_numpy(noisy_copy(c, sigma, i))[None, None])[0])
+        est = np.array([float(estimate_sigma(to_batch(noisy_copy(c, sigma, i)))[0])
                         for i, (_, c) in enumerate(images)])
         err = est - sigma
         print(f"| {sigma:g} | {est.mean():.2f} | {err.mean():+.2f} | {err[np.abs(err).argmax()]:+.2f} |")
@@ -188,13 +212,14 @@ def report() -> None:
             extra = f" (n={len(mine)})" if len(mine) != n_img else ""
             print(f"| {m} | {np.mean([r['psnr'] for r in mine]):.2f}{extra} | {np.mean([r['ssim'] for r in mine]):.4f} "
                   f"| {np.median([r['seconds'] for r in mine]):.3f} |")
-        bm = {r["image"]: r for r in rows if r["method"] == "BM3D"}
+        ref = "CBM3D" if any(r["method"] == "CBM3D" for r in rows) else "BM3D"
+        bm = {r["image"]: r for r in rows if r["method"] == ref}
         for m in dict.fromkeys(r["method"] for r in rows if r["method"].startswith("aedetect")):
             pairs = [(r, bm[r["image"]]) for r in rows if r["method"] == m and r["image"] in bm]
             if pairs:
                 dp = np.mean([a["psnr"] - b["psnr"] for a, b in pairs])
                 speed = sum(b["seconds"] for _, b in pairs) / max(sum(a["seconds"] for a, _ in pairs), 1e-9)
-                print(f"\n{m} vs BM3D on the same {len(pairs)} images: {dp:+.2f} dB, {speed:.0f}x BM3D's speed")
+                print(f"\n{m} vs {ref} on the same {len(pairs)} images: {dp:+.2f} dB, {speed:.0f}x {ref}'s speed")
         for note in meta.get("notes", []):
             print(f"\nnote: {note}")
         print(f"\n(threads={meta['threads']}, OMP_NUM_THREADS={meta['omp_num_threads']}, {meta['machine']}, "
@@ -212,16 +237,19 @@ def main() -> None:
     e.add_argument("--bm3d-subset", type=int, default=None, help="BM3D on the first N images only (0: none)")
     e.add_argument("--ensembles", type=int, nargs="*", default=[], help="also each model with --ensemble N")
     e.add_argument("--only", nargs="*", default=[], help="run only the methods whose names contain one of these")
+    e.add_argument("--colour", action="store_true", help="RGB images: colour methods, CBM3D")
     g = sub.add_parser("sigma", help="error of the --sigma auto estimate")
     g.add_argument("--folder", required=True)
+    g.add_argument("--colour", action="store_true")
     g.add_argument("--sigmas", type=float, nargs="+", default=[5, 15, 25, 50, 75])
     sub.add_parser("report")
     a = ap.parse_args()
     if a.cmd == "sigma":
-        sigma_error(a.folder, a.sigmas)
+        sigma_error(a.folder, a.sigmas, a.colour)
     elif a.cmd == "eval":
-        evaluate(a.folder, a.name or Path(a.folder).name, a.sigma, a.models, a.bm3d_subset, tuple(a.ensembles),
-                 tuple(a.only))
+        name = a.name or Path(a.folder).stem
+        evaluate(a.folder, f"{name} colour" if a.colour else name, a.sigma, a.models, a.bm3d_subset,
+                 tuple(a.ensembles), tuple(a.only), a.colour)
     else:
         report()
 

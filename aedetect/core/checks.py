@@ -16,8 +16,12 @@ def check_whole_number(option: str, value: object, low: int) -> None:
 def check_model_path(model: str | Path) -> None:
     """The model file exists and is a file (its contents are checked on loading); a shipped
     ``pretrained:NAME`` must be one this aedetect has."""
-    from aedetect.core.pretrained import PREFIX, resolve_model_path
+    from aedetect.core.pretrained import BY_MODE, BY_MODE_NAMES, PREFIX, resolve_model_path
 
+    if str(model) == BY_MODE:
+        for name in BY_MODE_NAMES:
+            resolve_model_path(PREFIX + name)
+        return
     if str(model).startswith(PREFIX):
         resolve_model_path(model)
         return

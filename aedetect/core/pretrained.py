@@ -14,6 +14,10 @@ from aedetect.errors import ModelFileError
 
 PREFIX = "pretrained:"
 FOLDER = Path(__file__).resolve().parent.parent / "pretrained"
+# ``pretrained`` alone (denoising only): the gray and the colour model together, each image
+# going to the one for its mode, so a mixed folder needs one command.
+BY_MODE = "pretrained"
+BY_MODE_NAMES = ("gray", "rgb")
 
 
 def shipped() -> list[str]:
@@ -22,8 +26,12 @@ def shipped() -> list[str]:
 
 
 def resolve_model_path(path: str | Path) -> Path:
-    """``pretrained:NAME`` -> the shipped file; any other path as it is."""
+    """``pretrained:NAME`` -> the shipped file; any other path as it is. ``pretrained`` alone
+    names a pair (``BY_MODE``): only the denoiser loads it, by its two names."""
     text = str(path)
+    if text == BY_MODE:
+        raise ModelFileError(f"{text}: names the shipped gray and colour denoisers together, for `aedetect denoise`; "
+                             f"elsewhere give one of them: {', '.join(PREFIX + n for n in BY_MODE_NAMES)}")
     if not text.startswith(PREFIX):
         return Path(path)
     name = text[len(PREFIX):]

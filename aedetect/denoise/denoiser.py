@@ -4,14 +4,18 @@ Images keep what they came with: an 8-bit image comes back 8-bit, 16-bit stays 1
 image stays float, the shape is unchanged, and an alpha channel passes through untouched.
 
 Channel rule (also used by ``aedetect denoise``):
+  * ``pretrained`` (no name): the shipped gray model with the shipped colour one beside it; each
+    image goes to the model for its mode;
   * grayscale model, RGB image: each colour channel is denoised as a grayscale image (the noise
-    of most sensors is roughly independent per channel, which is what the gray model learned);
+    of most sensors is roughly independent per channel, which is what the gray model learned),
+    and the run says so once: a colour model also uses the correlation between the channels;
   * RGB model, grayscale image: refused with one line. Repeating the plane would give the RGB
     model perfectly correlated "colour" noise it never saw; train a grayscale model instead.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP, check
 from aedetect.denoise.tiling import run_tiled
 
 ImageLike = np.ndarray | Tensor
+log = logging.getLogger("aedetect")
 
 
 class Denoiser:
@@ -59,6 +64,8 @@ class Denoiser:
         self.model_path: Path | None = None
         self.sigma: float | str = "auto"
         self.ensemble = 1
+        self.colour: Denoiser | None = None  # ``pretrained``: the colour model beside the gray one
+        self._said_per_channel = False
 
     # ---- training / loading -------------------------------------------------------------
     def fit(self, images: str | Path | ImageSet | list[np.ndarray] | np.ndarray, out: str | Path | None = None) -> "Denoiser":
@@ -84,8 +91,13 @@ class Denoiser:
         one (``pretrained:gray``). ``sigma``: the noise level (0..255 scale) for a model with a
         noise-level input, or ``"auto"`` to estimate it per image (aedetect.denoise.sigma).
         ``ensemble``: average over this many flips/turns (1, 2, 4, 8; aedetect.denoise.ensemble)."""
+        from aedetect.core.pretrained import BY_MODE, BY_MODE_NAMES, PREFIX
         from aedetect.denoise.settings import check_ensemble, parse_sigma
 
+        if str(path) == BY_MODE:  # the shipped pair: gray images to the gray model, colour to the colour one
+            gray, rgb = (cls.load(PREFIX + n, device, max_tile_pixels, overlap, sigma, ensemble) for n in BY_MODE_NAMES)
+            gray.colour = rgb
+            return gray
         sigma = parse_sigma(sigma)
         check_ensemble(ensemble)
         from aedetect.core.modelfile import load_model, read_checked
@@ -105,6 +117,7 @@ class Denoiser:
         self.max_tile_pixels, self.overlap = max_tile_pixels, overlap
         self.sigma = sigma
         self.ensemble = ensemble
+        self.colour, self._said_per_channel = None, False
         return self
 
     @property
@@ -136,6 +149,10 @@ class Denoiser:
         tensor of them, or ``"auto"``; default the Denoiser's ``sigma``."""
         if self.model is None:
             raise DataError("this Denoiser has no model yet: call .fit(images) or Denoiser.load(path)")
+        if self.channels == 1 and x.shape[1] > 1:
+            if self.colour is not None and x.shape[1] == self.colour.channels:
+                return self.colour.denoise_tensor(x, sigma)
+            return self._per_channel(x, sigma)
         p = next(self.model.parameters())
         symmetric = self.config.data.scaling == "symmetric"
         y = x.to(p.device, torch.float32)
@@ -157,6 +174,18 @@ class Denoiser:
         y = (y + 1) / 2 if symmetric else y
         return y.to(x.device)
 
+    def _per_channel(self, x: Tensor, sigma: float | str | Tensor | None) -> Tensor:
+        """A gray model on a colour batch: every channel as its own gray image (and said once)."""
+        if not self._said_per_channel:
+            self._said_per_channel = True
+            log.warning("a grayscale model on colour images: each channel is denoised as its own gray image; "
+                        "a colour model (`pretrained`, or pretrained:rgb) also uses the channels together")
+        n, c = x.shape[:2]
+        if isinstance(sigma, Tensor):
+            sigma = sigma.expand(n).repeat_interleave(c)
+        y = self.denoise_tensor(x.reshape(n * c, 1, *x.shape[2:]), sigma)
+        return y.reshape(x.shape)
+
     def denoise_array(self, arr: np.ndarray) -> np.ndarray:
         """One (H, W) or (H, W, C) image, C in 1..4, uint8/uint16/float -> same shape and dtype."""
         a = arr[:, :, None] if arr.ndim == 2 else arr
@@ -165,17 +194,14 @@ class Denoiser:
         c = a.shape[2]
         color, alpha = (a[:, :, :c - 1], a[:, :, c - 1:]) if c in (2, 4) else (a, None)
         if color.shape[2] == 1 and self.channels == 3:
-            raise DataError("an RGB denoiser cannot denoise a grayscale image; use a grayscale model")
+            raise DataError("an RGB denoiser cannot denoise a grayscale image; use a grayscale model "
+                            "(or `pretrained`, which takes the gray or the colour model by each image's mode)")
         if np.issubdtype(color.dtype, np.integer):
             maxv = float(np.iinfo(color.dtype).max)
         else:
             maxv = 1.0
         x = torch.from_numpy(np.ascontiguousarray(color, dtype=np.float32) / maxv).permute(2, 0, 1)[None]
-        if self.channels == 1 and x.shape[1] > 1:
-            x = x.transpose(0, 1)  # gray model on colour: each channel as its own gray image
-            y = self.denoise_tensor(x).transpose(0, 1)
-        else:
-            y = self.denoise_tensor(x)
+        y = self.denoise_tensor(x)
         out = y[0].permute(1, 2, 0).cpu().numpy()
         if maxv > 1:
             out = np.clip(np.rint(out * maxv), 0, maxv).astype(color.dtype)
