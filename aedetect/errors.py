@@ -30,5 +30,9 @@ class OutputError(AedetectError, OSError):
     nothing is left under its final name, so a re-run writes it again."""
 
 
+class OutputPathError(AedetectError):
+    """An output path that would overwrite, or mix with, something the user owns."""
+
+
 class OutputExistsError(AedetectError, FileExistsError):
     """An output path that already holds a file: nothing a user owns is written over."""

@@ -22,7 +22,7 @@ def test_builtin_heads_come_from_the_installed_entry_points() -> None:
 
 def test_unknown_task_is_one_line_naming_the_heads() -> None:
     with pytest.raises(ConfigError, match=r"^task: 'segment' is not one of anomaly, denoise$"):
-        Config(task="segment").validate()
+        heads.validate(Config(task="segment"))
 
 
 def test_a_registered_head_validates_its_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,10 +37,10 @@ def test_a_registered_head_validates_its_own_settings(monkeypatch: pytest.Monkey
                 raise ConfigError("anomaly.bad: refused by the toy head")
 
     monkeypatch.setitem(heads._registered, "toy", ToyHead)
-    Config(task="toy").validate()
+    heads.validate(Config(task="toy"))
     assert seen == ["toy"] and "toy" in heads.head_names()
     with pytest.raises(ConfigError, match="refused by the toy head"):
-        Config(task="toy", anomaly={"bad": True}).validate()
+        heads.validate(Config(task="toy", anomaly={"bad": True}))
 
 
 def test_register_head_puts_a_head_in_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:

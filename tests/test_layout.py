@@ -99,33 +99,86 @@ def test_every_import_points_down_the_layers() -> None:
     assert not bad, "imports against the layer rule:\n" + "\n".join(sorted(set(bad)))
 
 
-def test_no_import_circle_at_module_level() -> None:
-    modules = _modules()
+def import_graph(modules: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    """Module -> the aedetect modules it imports, late (function-level) imports included and
+    ``if TYPE_CHECKING:`` ones left out; a package's own ``__init__`` is not an edge."""
+    modules = _modules() if modules is None else modules
     graph: dict[str, set[str]] = {}
     for mod, path in modules.items():
         edges = set()
-        for _, name in _imports(ast.parse(path.read_text()), module_level_only=True):
+        for _, name in _imports(ast.parse(path.read_text())):
             target = _resolve(name, modules) or _resolve(name.rsplit(".", 1)[0], modules)
             if target and target != mod and not mod.startswith(target + "."):  # a parent package is not a circle
                 edges.add(target)
         graph[mod] = edges
-    state: dict[str, int] = {}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle, one per group of modules that reach each other (Tarjan's strongly
+    connected components), each named as a path that starts and ends at the same module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
     stack: list[str] = []
+    groups: list[list[str]] = []
 
-    def dfs(m: str) -> None:
-        state[m] = 1
-        stack.append(m)
-        for n in sorted(graph.get(m, ())):
-            if state.get(n) == 1:
-                pytest.fail("import circle: " + " -> ".join(stack[stack.index(n):] + [n]))
-            if n not in state:
-                dfs(n)
-        stack.pop()
-        state[m] = 2
+    def strongconnect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
 
-    for m in sorted(graph):
-        if m not in state:
-            dfs(m)
+    for v in sorted(graph):
+        if v not in index:
+            strongconnect(v)
+    return [_a_circle(graph, set(g)) for g in groups]
+
+
+def _a_circle(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """One circle through the first module of ``group`` (a breadth-first path back to it)."""
+    start = min(group)
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for m in frontier:
+            for n in sorted(graph[m] & group):
+                if n == start:
+                    path = [m]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return [start, *reversed(path[:-1]), start]
+                if n not in came_from:
+                    came_from[n] = m
+                    nxt.append(n)
+        frontier = nxt
+    raise AssertionError(f"no circle in {sorted(group)}")
+
+
+def test_no_import_circle() -> None:
+    """No module imports one that imports it back, at any depth; late imports count."""
+    circles = import_circles(import_graph())
+    assert not circles, f"{len(circles)} import circle(s):\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+def test_the_circle_check_names_a_late_import_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_circles(graph) == [["a", "b", "c", "a"]]
+    tree = ast.parse("import os\ndef f():\n    from aedetect.core.config import Config\n")
+    assert [n for _, n in _imports(tree)] == ["aedetect.core.config", "aedetect.core.config.Config"]
 
 
 def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:

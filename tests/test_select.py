@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.head import MIN_SELECT_IMAGES, AnomalyHead
+from aedetect.anomaly.head import AnomalyHead
 from aedetect.anomaly.metrics import image_auroc
 from aedetect.anomaly.select import (
+    MIN_SELECT_IMAGES,
     ALIGNED,
     PixelLabels,
     Validation,

@@ -110,6 +110,7 @@ class AnomalyDetector:
 
     def _config(self) -> Config:
         from aedetect.core.config import apply_overrides
+        from aedetect.core.heads import validate
         from aedetect.core.presets import build_config
 
         cfg = build_config(self.preset, overrides={"train": {"epochs": self.epochs, "seed": self.seed,
@@ -123,7 +124,7 @@ class AnomalyDetector:
         if self.overrides:
             apply_overrides(cfg, self.overrides)
         AnomalySettings.from_config(cfg)
-        return cfg.validate()
+        return validate(cfg)
 
     def fit(self, images: Any, validation: Any = None, calibration: Any = None) -> "AnomalyDetector":
         """Train on normal ``images`` and calibrate on a held-out part of them, or on

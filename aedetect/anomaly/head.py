@@ -24,8 +24,6 @@ if TYPE_CHECKING:  # torch is imported by calibrate() only: validating a config 
 
 log = logging.getLogger("aedetect")
 
-MIN_SELECT_IMAGES = 10  # fewer held-out normal images than this cannot rank candidates
-
 
 class AnomalyHead(BaseHead):
     """Reconstruct normal images; calibrate the flag threshold on held-out normal ones.
@@ -124,7 +122,7 @@ class AnomalyHead(BaseHead):
         threshold is set on ``holdout`` alone."""
         from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
         from aedetect.anomaly.maps import run_model, uses_backbone
-        from aedetect.anomaly.select import wants_selection
+        from aedetect.anomaly.select import MIN_SELECT_IMAGES, wants_selection
         from aedetect.anomaly.threshold import calibrate_scores
 
         s = AnomalySettings.from_config(cfg)

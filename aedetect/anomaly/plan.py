@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aedetect.anomaly.settings import SCORING_KEYS, AnomalySettings
 from aedetect.core.config import Config
+from aedetect.core.heads import validate
 from aedetect.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -136,8 +137,7 @@ def preselect(cfg: Config, s: AnomalySettings, train: ImageSet, holdout: ImageSe
               early_stopping: ImageSet | None) -> Preselection | None:
     """The label-free selection over the ImageNet candidates alone, with no network trained;
     None where there are too few held-out images to rank (the head's minimum)."""
-    from aedetect.anomaly.head import MIN_SELECT_IMAGES
-    from aedetect.anomaly.select import select_settings
+    from aedetect.anomaly.select import MIN_SELECT_IMAGES, select_settings
     from aedetect.core.cae import ConvAutoencoder
     from aedetect.core.train import resolve_device
 
@@ -157,4 +157,4 @@ def _no_autoencoder(cfg: Config, why: str) -> Config:
     log.info("%s: no autoencoder is trained (anomaly.autoencoder = on trains one)", why)
     cfg = copy.deepcopy(cfg)
     cfg.model.arch = "none"
-    return cfg.validate()
+    return validate(cfg)

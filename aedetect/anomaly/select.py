@@ -61,6 +61,7 @@ from aedetect.data.imageset import ImageSet, float_to_unit, scale_to_float
 
 log = logging.getLogger("aedetect")
 
+MIN_SELECT_IMAGES = 10  # fewer held-out normal images than this cannot rank candidates
 MAPS = ("mse", "l1", "ssim")
 SIGMAS = (0.0, 1.0)
 AGGREGATIONS: tuple[tuple[str, float], ...] = (("mean", 1.0), ("topk", 1.0), ("topk", 5.0), ("max", 1.0))

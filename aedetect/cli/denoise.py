@@ -46,7 +46,7 @@ def denoise(
     check_model_path(model)
     check_not_inside(out, input)
     if out.exists() and not out.is_dir():
-        from aedetect.util.outdir import OutputPathError
+        from aedetect.errors import OutputPathError
 
         raise OutputPathError(f"--out {out}: is a file, not a folder; choose a folder")
     from aedetect.denoise.denoiser import Denoiser

@@ -75,11 +75,12 @@ def fit(
     overrides = deep_merge(overrides, parse_sets(set_))
     if resume is not None:
         from aedetect.core.checks import check_resume_data
+        from aedetect.core.heads import validate
 
         check_resume_data(resume, data)  # a finished run is not trained on on other images
         cfg = resume_config(resume)
         apply_overrides(cfg, {"train": overrides.get("train", {})})
-        cfg.validate()
+        validate(cfg)
     else:
         if preset is None and recipe is None and overrides.get("task") == "denoise":
             preset = "denoise-unet"

@@ -22,7 +22,7 @@ from aedetect.util.text import printable
 from aedetect.util.outdir import remove_orphans, writes_to
 from aedetect.core.cae import ConvAutoencoder
 from aedetect.core.checks import check_device
-from aedetect.core.heads import get_head
+from aedetect.core.heads import get_head, validate
 from aedetect.core.train import FitResult, OutputCollapsed, Trainer, initial_model, resolve_device
 
 log = logging.getLogger("aedetect")
@@ -45,7 +45,7 @@ def resume_config(run_dir: str | Path) -> Config:
     ckpt = Path(run_dir) / "checkpoint.safetensors"
     if not ckpt.is_file():
         raise AedetectError(f"{run_dir}: no checkpoint.safetensors to resume from")
-    return Config.from_dict(load_training_state(ckpt).info["config"]).validate()
+    return validate(Config.from_dict(load_training_state(ckpt).info["config"]))
 
 
 def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
@@ -56,7 +56,7 @@ def prepare_data(images: ImageSet, cfg: Config) -> ImageSet:
         raise DataError(f"need at least 2 usable images to train (got {len(images)})")
     if cfg.data.size is None:
         cfg.data.size = tuple(images.shape[-2:])  # type: ignore[assignment]
-        cfg.validate()
+        validate(cfg)
     return images
 
 
@@ -127,7 +127,7 @@ def init_from(init: str | Path, cfg: Config) -> dict[str, Any]:
         # trained on (pretrained:gray: unclipped sigma 0..75), not the preset's clipped 5..50.
         cfg.denoise = dict(mf.config.denoise)
         log.info("noise recipe from %s: %s", printable(str(init)), cfg.denoise)
-    cfg.validate()
+    validate(cfg)
     log.info("starting from the weights of %s (%s)", printable(str(init)), cfg.model.arch)
     return {k: v.detach().clone() for k, v in mf.model.state_dict().items()}
 

@@ -3,12 +3,14 @@
 The core never imports a head. A head is a class named in the ``aedetect.heads`` entry-point
 group of an installed distribution (aedetect's own two are declared in pyproject.toml), or
 one registered in-process with :func:`register_head`; :func:`get_head` imports it on first
-use. So the config can validate ``cfg.anomaly`` / ``cfg.denoise`` through the head without
-the core knowing either head, and a third-party head plugs in the same way.
+use. :func:`validate` checks a whole config, the head's own section included, where a config
+enters the program (presets, a model file, fit); the config itself never asks the registry.
+A third-party head plugs in the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,10 +21,12 @@ if TYPE_CHECKING:
     from torch import nn
 
     from aedetect.core.config import Config
-    from aedetect.core.train import Corrupt
     from aedetect.data.imageset import ImageSet
 
 ENTRY_POINT_GROUP = "aedetect.heads"
+
+# A head's on-the-fly input corruption for training: (clean batch, generator) -> corrupted batch.
+Corrupt = Callable[["torch.Tensor", "torch.Generator"], "torch.Tensor"]
 
 
 class TaskHead(Protocol):
@@ -76,7 +80,7 @@ class BaseHead:
 
     def training_data(self, data: str | ImageSet, cfg: Config, normal_class: int | None = None,
                       data_root: str | None = None) -> ImageSet:
-        from aedetect.data.imageset import ImageSet  # lazy: the config imports this registry
+        from aedetect.data.imageset import ImageSet  # lazy: the registry stays torch-free
         from aedetect.data.sources import load_training_data
 
         if isinstance(data, ImageSet):
@@ -128,3 +132,13 @@ def get_head(task: str) -> TaskHead:
             raise ConfigError(f"task: {task!r} is not one of {', '.join(names)}")
         cls = _registered[task] = ep.load()
     return cls()  # type: ignore[no-any-return]
+
+
+def validate(cfg: Config) -> Config:
+    """Check a whole config: the task first (an unknown one is the first error), then the
+    model, data and train sections (:meth:`Config.validate`, which fills the derived fields),
+    then the head's own section. Returns ``cfg`` for chaining."""
+    head = get_head(cfg.task)
+    cfg.validate()
+    head.validate(cfg)
+    return cfg

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aedetect.core.config import Config
+from aedetect.core.heads import validate
 from aedetect.core.header import read_header
 from aedetect.core.presets import PRESETS, build_config
 from aedetect.errors import ConfigError, ModelFileError
@@ -38,7 +39,7 @@ def describe(target: str) -> dict[str, Any]:
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{target}: format {meta.get('format')!r} is not {FORMAT!r}")
     try:
-        config = Config.from_dict(meta["config"]).validate()
+        config = validate(Config.from_dict(meta["config"]))
     except (ConfigError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{target}: invalid config in metadata ({e})") from None
     return {"kind": "model", "source": "shipped model" if shipped else "model file", "task": config.task, **head.parameter_counts(),

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from aedetect.version import __version__
 from aedetect.core.pretrained import resolve_model_path
 from aedetect.core.config import Config
+from aedetect.core.heads import validate
 from aedetect.core.header import RECORD_KEY, check_record, parse_metadata, record_digest
 from aedetect.core.limits import check_model_limits
 from aedetect.errors import ConfigError, ModelFileError
@@ -222,7 +223,7 @@ def read_checked(path: str | Path) -> tuple[Path, dict[str, Any], Config]:
     # (built on the meta device), then the weights and their checksum.
     check_record(p, meta, version)
     try:
-        config = Config.from_dict(meta["config"]).validate()
+        config = validate(Config.from_dict(meta["config"]))
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{p}: invalid config in metadata ({e})") from None
     check_model_limits(p, config)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aedetect.core.config import Config, apply_overrides, load_recipe
+from aedetect.core.heads import validate
 from aedetect.errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -96,4 +97,4 @@ def build_config(
     apply_overrides(cfg, recipe_dict)
     if overrides:
         apply_overrides(cfg, overrides)
-    return cfg.validate()
+    return validate(cfg)

@@ -21,7 +21,7 @@ from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.errors import AedetectError
 from aedetect.util.fsutil import write_text_atomic
 from aedetect.util.text import strict_json
-from aedetect.core.train import Corrupt
+from aedetect.core.heads import Corrupt
 
 log = logging.getLogger("aedetect")
 

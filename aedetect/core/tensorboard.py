@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.errors import AedetectError
-from aedetect.core.train import Corrupt, is_main_process
+from aedetect.core.heads import Corrupt
+from aedetect.core.train import is_main_process
 
 log = logging.getLogger("aedetect")
 

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from aedetect.core import distributed
 from aedetect.core.modelfile import TrainingState, load_training_state, save_training_state
 from aedetect.core.config import Config
+from aedetect.core.heads import Corrupt
 from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.core.fastmath import flush_denormals, preferred_memory_format
 from aedetect.util.fsutil import write_text_atomic
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aedetect")
 
-Corrupt = Callable[[Tensor, torch.Generator], Tensor]
 EpochCallback = Callable[[int, dict[str, Any], nn.Module], None]
 # (global step, training loss of that step): per-step logging such as TensorBoard scalars.
 StepCallback = Callable[[int, float], None]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aedetect.errors import AedetectError, OutputError, OutputExistsError
+from aedetect.errors import AedetectError, OutputError, OutputExistsError, OutputPathError
 from aedetect.util.names import parse_temp_name, temp_name
 
 
@@ -182,10 +182,8 @@ def holds_results(folder: Path) -> bool:
 def check_new_dir(out: str | Path | None) -> None:
     """Raise if ``out`` exists and holds anything (a crashed run's claim and temporary files
     aside): results are never written over."""
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        from aedetect.util.outdir import check_out_folder
-
-        check_out_folder(out)  # "is a file, not a folder", not "folder is not empty"
+    if out is not None and Path(out).exists() and not Path(out).is_dir():  # "is a file", not "is not empty"
+        raise OutputPathError(f"--out {Path(out)}: is a file, not a folder; choose a folder to create")
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or holds_results(Path(out))):
         raise AedetectError(f"{out}: folder exists and is not empty; choose a new --out "
                             "(or --resume it to continue that run)")

@@ -7,13 +7,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aedetect.errors import AedetectError
+from aedetect.errors import AedetectError, OutputPathError
 from aedetect.util.fsutil import holds_results, pid_alive
 from aedetect.util.names import parse_temp_name
-
-
-class OutputPathError(AedetectError):
-    """An output path that would overwrite, or mix with, something the user owns."""
 
 
 def input_holding(path: str | Path, inputs: Iterable[str | Path]) -> Path | None:
