@@ -22,14 +22,14 @@ Rows:
 
 aedetect is fitted as a user would, with label-free selection of the scoring (no
 ``Config.anomaly`` keys pinned); one model per kind of data (objects: the dense 32-number code
-of the MNIST bench; surfaces: the texture bench's 8x8x4 code), no per-row tuning. On the surface
-rows the selection is told to use only the synthetic families unlike the test defects (blur,
-cutpaste, mix, elastic, affine, mirror, contrast; not patch, scratch, stain, hole, shift), so
-the test measures a defect family that neither training nor selection used. Baselines on the
-same images and seeds: bench/_baselines.py.
+of docs/decisions/0001; surfaces: the 8x8x4 code of docs/decisions/0002), no per-row tuning. On
+the surface rows the selection is told to use only the synthetic families unlike the test
+defects (blur, cutpaste, mix, elastic, affine, mirror, contrast; not patch, scratch, stain, hole,
+shift), so the test measures a defect family that neither training nor selection used.
+Baselines on the same images and seeds: bench/_baselines.py.
 
 Resumable: every (row, class, seed) writes RESULTS/<row>/<case>-s<seed>.json when done, and a
-rerun skips what exists. ``--write-doc`` rebuilds the table in docs/benchmarks-anomaly.md from
+rerun skips what exists. ``--write-doc`` rebuilds the table in docs/benchmarks/anomaly.md from
 whatever results exist (marking incomplete rows).
 
     OMP_NUM_THREADS=1 python bench/anomaly_suite.py --rows digits mnist --results R   # then
@@ -98,7 +98,7 @@ def object_case(row: str, k: int, seed: int, args: argparse.Namespace) -> tuple[
 def surface_case(row: str, seed: int, args: argparse.Namespace) -> tuple[ImageSet, ImageSet, ImageSet]:
     """(training crops of the top half, calibration crops of the next quarter, labelled test
     crops of the bottom quarter): three bands, so no calibration or test crop shares a pixel
-    with a training crop (a random split of overlapping crops would: section 0's first run)."""
+    with a training crop (a random split of overlapping crops would: docs/decisions/0004)."""
     crops = texture_crops(row, 64, args.stride, rows=TRAIN_BAND)
     if len(crops) > args.max_crops:
         crops = crops[torch.randperm(len(crops), generator=torch.Generator().manual_seed(seed))[:args.max_crops]]
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="2 classes per object row, 1 seed, 300 MNIST images, 2 / 10 / 5 epochs (mnist / digits / surfaces)")
     ap.add_argument("--write-doc", action="store_true", help="only rebuild the table from the results")
-    ap.add_argument("--doc", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks-anomaly.md"))
+    ap.add_argument("--doc", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "anomaly.md"))
     ap.add_argument("--note", default="", help="text under the table (how and when it ran)")
     args = ap.parse_args(argv)
     if args.quick:

@@ -1,6 +1,6 @@
 """Denoising benchmark: aedetect models against classical denoisers, on the same noisy inputs.
 
-Protocol (docs/benchmarks-denoise.md has the results and the machine):
+Protocol (docs/benchmarks/denoise.md has the results and the machine):
   * noise: additive white Gaussian, sigma on the 0..255 scale, NOT clipped or quantised (the
     protocol behind the published BM3D / DnCNN Set12 tables), numpy seed = the image's index;
   * PSNR with data_range=1 on [0, 1] images (outputs clipped to [0, 1]), averaged per image;

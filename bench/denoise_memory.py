@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 python bench/denoise_memory.py N MAX_TILE_PIXELS [MODEL]
 
-MODEL defaults to the benchmark's gray25 model (bench/denoise_bench.py train gray25).
+MODEL defaults to the shipped ``pretrained:gray`` (the table in docs/benchmarks/denoise.md was
+measured with the earlier per-sigma gray25 U-Net of the same widths).
 Prints the seconds and the process's peak resident memory (getrusage, Linux: kB).
 """
 
@@ -19,7 +20,7 @@ from aedetect.denoise.denoiser import Denoiser
 
 def main() -> None:
     n, tiles = int(sys.argv[1]), int(sys.argv[2])
-    model = sys.argv[3] if len(sys.argv) > 3 else "bench/out/denoise/gray25.safetensors"
+    model = sys.argv[3] if len(sys.argv) > 3 else "pretrained:gray"
     den = Denoiser.load(model, max_tile_pixels=tiles)
     img = np.random.default_rng(0).integers(0, 256, (n, n), dtype=np.uint8)
     t = time.time()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MNIST bottleneck sweep of docs/benchmarks-sweep.md, one part per argument so that each
+# The MNIST bottleneck sweep of docs/benchmarks/sweep.md, one part per argument so that each
 # part stays under ten minutes on a shared 2-core CPU:
 #   bash bench/sweep_mnist.sh mlp|cifar|conv|fc|cae16|fc222k|single OUT_ROOT
 # Data: $AEDETECT_DATA_ROOT must hold MNIST/raw (torchvision layout). Bounded on purpose:

@@ -1,4 +1,4 @@
-"""Markdown rows for docs/benchmarks-sweep.md from run folders (metrics.json + model file).
+"""Markdown rows for docs/benchmarks/sweep.md from run folders (metrics.json + model file).
 
     python bench/sweep_table.py RUN_DIR [RUN_DIR ...]
 """
