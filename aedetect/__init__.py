@@ -17,20 +17,20 @@ from aedetect.version import __version__
 
 if TYPE_CHECKING:
     from aedetect.anomaly.detector import AnomalyDetector, AnomalyResult
-    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.model.cae import ConvAutoencoder
     from aedetect.core.config import Config
-    from aedetect.core.modelfile import ModelFile
-    from aedetect.core.modelfile import load_model as load
+    from aedetect.core.modelfile.file import ModelFile
+    from aedetect.core.modelfile.file import load_model as load
     from aedetect.denoise.denoiser import Denoiser
 
 _API = {
     "AnomalyDetector": ("aedetect.anomaly.detector", "AnomalyDetector"),
     "AnomalyResult": ("aedetect.anomaly.detector", "AnomalyResult"),
     "Config": ("aedetect.core.config", "Config"),
-    "ConvAutoencoder": ("aedetect.core.cae", "ConvAutoencoder"),
+    "ConvAutoencoder": ("aedetect.core.model.cae", "ConvAutoencoder"),
     "Denoiser": ("aedetect.denoise.denoiser", "Denoiser"),
-    "ModelFile": ("aedetect.core.modelfile", "ModelFile"),
-    "load": ("aedetect.core.modelfile", "load_model"),
+    "ModelFile": ("aedetect.core.modelfile.file", "ModelFile"),
+    "load": ("aedetect.core.modelfile.file", "load_model"),
 }
 
 __all__ = ["AnomalyDetector", "AnomalyResult", "Config", "ConvAutoencoder", "Denoiser", "ModelFile",

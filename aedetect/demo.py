@@ -37,8 +37,8 @@ class DemoResult:
 def demo_fit(res: DemoResult, fast: bool = False) -> None:
     """Train the anomaly CAE on defect-free brick crops from the top half of the photograph and
     calibrate it on crops of the next quarter: overlapping crops split at random would share
-    their pixels with the training crops and set the threshold too low (aedetect.anomaly.overlap)."""
-    from aedetect.core.fit import fit
+    their pixels with the training crops and set the threshold too low (aedetect.anomaly.calibration.overlap)."""
+    from aedetect.core.training.fit import fit
 
     crops = texture_crops(DEMO_TEXTURE, DEMO_CROP, 16, rows=(0.0, 0.5))
     band = texture_crops(DEMO_TEXTURE, DEMO_CROP, 16, rows=(0.5, 0.75))
@@ -64,8 +64,8 @@ def demo_fit(res: DemoResult, fast: bool = False) -> None:
 
 def demo_score(res: DemoResult, fast: bool = False) -> None:
     """Score held-out crops (bottom quarter) of the texture, half with synthetic defects."""
-    from aedetect.anomaly.defects import defect_test_set
-    from aedetect.anomaly.score import score_data
+    from aedetect.anomaly.selection.defects import defect_test_set
+    from aedetect.anomaly.jobs.score import score_data
 
     test = defect_test_set(DEMO_TEXTURE, DEMO_CROP, 16, rows=(0.75, 1.0), seed=1)
     rep = score_data(res.values["anomaly_model"], test, res.out / "score")

@@ -154,7 +154,7 @@ def truncate(src: Path, dst: Path, keep: int) -> Path:
 def craft_meta(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
     """:func:`rewrite_meta` with the record checksum recomputed after ``edit``: what anyone who
     reads aedetect's source can do, so only limits and field checks stand in the way."""
-    from aedetect.core.header import RECORD_KEY, record_digest
+    from aedetect.core.modelfile.header import RECORD_KEY, record_digest
 
     def both(meta):  # type: ignore[no-untyped-def]
         edit(meta)

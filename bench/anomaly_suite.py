@@ -51,8 +51,8 @@ import numpy as np
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.defects import defect_test_set
-from aedetect.anomaly.metrics import image_auroc, pixel_metrics
+from aedetect.anomaly.selection.defects import defect_test_set
+from aedetect.anomaly.evaluate.metrics import image_auroc, pixel_metrics
 from aedetect.core.config import DataConfig
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_digits, load_torchvision, texture_crops
@@ -162,7 +162,7 @@ def cli_fit(folder: Path, out: Path, seed: int, extra: list[str]) -> dict[str, A
 def elpv_method(name: str, seed: int, folders: dict[str, Path], work: Path) -> dict[str, Any]:
     """aedetect (every default) or its autoencoder alone on one elpv case: fitted on the
     training folder, scored on the test folders through the model file's own preprocessing."""
-    from aedetect.anomaly.metrics import image_auroc as auroc
+    from aedetect.anomaly.evaluate.metrics import image_auroc as auroc
     from aedetect.data.sources import load_folder
 
     extra = [] if name == "aedetect" else ["--set", "anomaly.autoencoder=on", "--set", "anomaly.select_pretrained=off"]
@@ -188,7 +188,7 @@ def run_elpv(case: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
     import _elpv
-    from aedetect.anomaly.metrics import image_auroc as auroc
+    from aedetect.anomaly.evaluate.metrics import image_auroc as auroc
 
     idx = _elpv.split(case, seed, "test")
     out: dict[str, Any] = {"row": "elpv", "case": case, "seed": seed, "train_images": len(idx["train"]),

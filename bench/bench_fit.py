@@ -30,7 +30,7 @@ def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int
     """Seconds per epoch of the tutorial-style loop (PIL dataset, per-sample transforms);
     ``flush``: the same loop with denormals flushed on every thread (aedetect.core.fastmath), to
     show how much of aedetect's lead is that one setting."""
-    from aedetect.core.fastmath import flush_denormals
+    from aedetect.core.model.fastmath import flush_denormals
 
     if flush:
         with flush_denormals():
@@ -62,7 +62,7 @@ def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int
 def aedetect_epoch_seconds(cfg, data_root: str, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(median training seconds per epoch, whole fit() wall seconds per epoch)."""
     from aedetect.data.sources import load_training_data
-    from aedetect.core.fit import fit
+    from aedetect.core.training.fit import fit
 
     t0 = time.perf_counter()
     data = load_training_data("mnist", cfg.data, data_root=data_root)
@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--preset", default="small")
     args = ap.parse_args()
 
-    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.model.cae import ConvAutoencoder
     from aedetect.core.presets import build_config
 
     cfg = build_config(args.preset, overrides={

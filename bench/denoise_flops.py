@@ -19,9 +19,9 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from aedetect.core.fastmath import flush_denormals
+from aedetect.core.model.fastmath import flush_denormals
 from aedetect.core.presets import build_config
-from aedetect.core.train import initial_model
+from aedetect.core.training.train import initial_model
 
 VARIANTS = {
     "unet": {"arch": "conv", "widths": [32, 64, 128], "convs_per_level": 2, "skip": True, "residual": True},

@@ -25,7 +25,7 @@ from denoise_bench import clean_images, noisy_copy  # noqa: E402
 
 def held_out(run: Path, folder: Path) -> list[tuple[str, np.ndarray]]:
     """The images the run's validation split held out (the split of aedetect.denoise.crops)."""
-    from aedetect.core.modelfile import read_metadata
+    from aedetect.core.modelfile.file import read_metadata
     from aedetect.data.sources import find_images
 
     cfg = read_metadata(run / "model.safetensors")["config"]["train"]

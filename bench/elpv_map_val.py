@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _elpv  # noqa: E402
-from aedetect.anomaly.backbone import load_backbone  # noqa: E402
+from aedetect.anomaly.maps.backbone import load_backbone  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 im, p, ty = _elpv.load()
@@ -50,7 +50,7 @@ def feats(idx, side, taps, pool):
 def vecs(f): return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
 
 def coreset(v, m, seed=0, proj=128):
-    from aedetect.anomaly.featuremap import greedy_coreset
+    from aedetect.anomaly.maps.featuremap import greedy_coreset
     return greedy_coreset(v, m, seed)
 
 def nn_map(f, bank):

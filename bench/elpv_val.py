@@ -56,9 +56,9 @@ def main() -> int:
     patch_defaults({k: json.loads(v) for k, v in (d.split("=", 1) for d in args.default)})
 
     from aedetect import AnomalyDetector
-    from aedetect.anomaly.metrics import image_auroc
+    from aedetect.anomaly.evaluate.metrics import image_auroc
     from aedetect.core.config import apply_overrides
-    from aedetect.core.fit import fit
+    from aedetect.core.training.fit import fit
     from aedetect.core.presets import build_config
     from aedetect.data.sources import load_folder
 

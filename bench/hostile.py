@@ -296,8 +296,8 @@ def prepare(work: Path, images: list[np.ndarray]) -> tuple[Path, Path, Path]:
     clean folder of good digits for the model cases."""
     import torch
 
-    from aedetect.core.cae import ConvAutoencoder
-    from aedetect.core.modelfile import save_model
+    from aedetect.core.model.cae import ConvAutoencoder
+    from aedetect.core.modelfile.file import save_model
     from aedetect.core.presets import build_config
     from sklearn.datasets import load_digits
 

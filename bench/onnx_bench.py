@@ -30,7 +30,7 @@ import torch
 
 def train_models(data_root: str, epochs: int, out: Path) -> list[Path]:
     """The two default models (see the module docstring), written under ``out``."""
-    from aedetect.core.fit import fit
+    from aedetect.core.training.fit import fit
     from aedetect.core.presets import build_config
     from aedetect.data.sources import load_torchvision
 
@@ -68,8 +68,8 @@ def ort_score(sess, images: torch.Tensor, max_value: float, batch: int) -> np.nd
 
 def bench_model(path: Path, data, args: argparse.Namespace, work: Path) -> list[tuple[str, int, float, float]]:  # type: ignore[no-untyped-def]
     from aedetect import AnomalyDetector
-    from aedetect.anomaly.export import export_anomaly
-    from aedetect.core.modelfile import load_model
+    from aedetect.anomaly.jobs.export import export_anomaly
+    from aedetect.core.modelfile.file import load_model
 
     det = AnomalyDetector.load(path, device="cpu")
     onnx_path = export_anomaly(load_model(path), work / f"{path.parent.name}.onnx", overwrite=True)

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _mnist_val import training_split_for, validation_case, validation_parser  # noqa: E402
 
 from aedetect import AnomalyDetector  # noqa: E402
-from aedetect.anomaly.metrics import image_auroc  # noqa: E402
+from aedetect.anomaly.evaluate.metrics import image_auroc  # noqa: E402
 from aedetect.data.imageset import ImageSet  # noqa: E402
 
 OBJECT_MODEL = {"model": {"widths": [32, 64], "bottleneck": "dense", "latent_dim": 32, "norm": "batch"}}

@@ -57,7 +57,7 @@ def naive_scores(model_path: Path, paths: list[Path]) -> np.ndarray:
 
 
 def aedetect_scores(model_path: Path, folder: Path, out: Path) -> np.ndarray:
-    from aedetect.anomaly.score import score_data
+    from aedetect.anomaly.jobs.score import score_data
 
     score_data(model_path, str(folder), out, heatmaps=False, report=False, batch_size=256, device="cpu")
     with open(out / "scores.csv") as fh:
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    from aedetect.core.fit import fit
+    from aedetect.core.training.fit import fit
     from aedetect.core.presets import build_config
 
     with tempfile.TemporaryDirectory() as tmp:

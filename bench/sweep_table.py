@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from aedetect.core.info import describe
+from aedetect.core.modelfile.info import describe
 
 
 def row(run: Path) -> str:

@@ -61,7 +61,7 @@ def digits():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory, digits) -> Path:  # type: ignore[no-untyped-def]
     """An anomaly autoencoder trained on the first 120 zeros (``autoencoder = on``: the
-    ImageNet features alone would do here, aedetect.anomaly.plan, and these tests are about a
+    ImageNet features alone would do here, aedetect.anomaly.selection.plan, and these tests are about a
     model with a network); fit calibrates it for a 1 % FPR on held-out zeros. Shared by the
     score and calibrate tests (none of them writes to it)."""
     from aedetect import AnomalyDetector
@@ -84,7 +84,7 @@ def grass_detector(anomaly: dict):  # type: ignore[no-untyped-def,type-arg]
     quarter, half with synthetic defects and exact masks: the stochastic-texture case where the
     reconstruction error cannot localise defects."""
     from aedetect import AnomalyDetector
-    from aedetect.anomaly.defects import defect_test_set
+    from aedetect.anomaly.selection.defects import defect_test_set
     from aedetect.data.imageset import ImageSet
     from aedetect.data.sources import texture_crops
 
@@ -97,8 +97,8 @@ def grass_detector(anomaly: dict):  # type: ignore[no-untyped-def,type-arg]
 
 def map_vs_reconstruction(det, test) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Pixel AUROC of the detector's own map and of the squared-error map of the same model."""
-    from aedetect.anomaly.metrics import pixel_auroc
-    from aedetect.anomaly.maps import run_model
+    from aedetect.anomaly.evaluate.metrics import pixel_auroc
+    from aedetect.anomaly.maps.run import run_model
     from aedetect.anomaly.settings import AnomalySettings
 
     masks = test.masks[:, 0].numpy()
@@ -126,8 +126,8 @@ def untrained_model(path: Path, channels: int = 1) -> Path:
     """A denoise model file with random weights: enough for I/O and safety behaviour."""
     import torch
 
-    from aedetect.core.cae import ConvAutoencoder
-    from aedetect.core.modelfile import save_model
+    from aedetect.core.model.cae import ConvAutoencoder
+    from aedetect.core.modelfile.file import save_model
     from aedetect.core.presets import build_config
 
     cfg = build_config("denoise-unet", overrides={"data": {"channels": channels},

@@ -10,13 +10,13 @@ import torch
 
 from aedetect import AnomalyDetector
 from aedetect.core.config import DataConfig
-from aedetect.anomaly.defects import add_defect, defect_test_set
+from aedetect.anomaly.selection.defects import add_defect, defect_test_set
 from aedetect.data.sources import load_digits
 from aedetect.errors import ConfigError
-from aedetect.anomaly.metrics import image_auroc
-from aedetect.anomaly.maps import image_score, smooth
+from aedetect.anomaly.evaluate.metrics import image_auroc
+from aedetect.anomaly.maps.run import image_score, smooth
 from aedetect.anomaly.settings import AnomalySettings
-from aedetect.anomaly.threshold import normalise, threshold_at_fpr
+from aedetect.anomaly.calibration.threshold import normalise, threshold_at_fpr
 
 FAST = {"train": {"batch_size": 32, "lr": 3e-3, "patience": 100}}
 
@@ -76,8 +76,8 @@ def test_save_load_round_trip_and_f1_threshold(zero_detector, one_class_split, t
     again = AnomalyDetector.load(path)
     assert again.threshold_ == zero_detector.threshold_
     np.testing.assert_allclose(again.anomaly_score(test), zero_detector.anomaly_score(test), rtol=1e-5)
-    from aedetect.anomaly.threshold import f1_threshold
-    from aedetect.anomaly.metrics import best_f1
+    from aedetect.anomaly.calibration.threshold import f1_threshold
+    from aedetect.anomaly.evaluate.metrics import best_f1
 
     scores = zero_detector.anomaly_score(test)
     cal = f1_threshold(zero_detector.calibration_, test.labels.numpy(), scores)
@@ -134,8 +134,8 @@ def test_fpr_interval_says_what_a_small_calibration_set_can_promise() -> None:
     import numpy as np
     from scipy.stats import beta
 
-    from aedetect.anomaly.reliability import fpr_interval, reliability_line
-    from aedetect.anomaly.threshold import set_threshold
+    from aedetect.anomaly.calibration.reliability import fpr_interval, reliability_line
+    from aedetect.anomaly.calibration.threshold import set_threshold
 
     lo, hi = fpr_interval(82, 0)
     assert lo == pytest.approx(1 - 0.95 ** (1 / 82)) and hi == pytest.approx(1 - 0.05 ** (1 / 82))

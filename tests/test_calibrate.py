@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from conftest import save_png
 
 from aedetect import AnomalyDetector
-from aedetect.core.modelfile import read_metadata
+from aedetect.core.modelfile.file import read_metadata
 from aedetect.cli import app
 from aedetect.data.labelled import load_scoring_data
-from aedetect.anomaly.metrics import f1_at_threshold
+from aedetect.anomaly.evaluate.metrics import f1_at_threshold
 
 runner = CliRunner()
 

@@ -16,8 +16,8 @@ import torch
 
 from conftest import save_png
 
-from aedetect.core.cae import ConvAutoencoder
-from aedetect.core.fit import fit
+from aedetect.core.model.cae import ConvAutoencoder
+from aedetect.core.training.fit import fit
 from aedetect.core.presets import build_config
 from aedetect.errors import TrainingError
 
@@ -98,7 +98,7 @@ def test_a_slow_start_is_not_taken_for_a_collapse(tmp_path: Path, caplog: pytest
 def test_the_library_detector_recovers_like_the_cli(monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     """``AnomalyDetector.fit`` trains through the same restart as ``aedetect fit``
-    (aedetect.core.fit.fit_or_restart): a first model whose output cannot move (a dead sigmoid)
+    (aedetect.core.training.fit.fit_or_restart): a first model whose output cannot move (a dead sigmoid)
     collapses, the restart from the images' mean learns. Before, the library raised."""
     from aedetect import AnomalyDetector
     from aedetect.core.config import DataConfig
@@ -130,7 +130,7 @@ def test_the_default_model_starts_with_an_output_that_follows_its_input() -> Non
     the ``default`` preset passed on 7e-9 of the input's spread to its output on 64x64 grass
     crops, so every image got the same output and only the last bias could learn. He
     initialisation keeps the signal through all 18 layers."""
-    from aedetect.core.train import initial_model
+    from aedetect.core.training.train import initial_model
     from aedetect.data.sources import texture_crops
 
     x = texture_crops("grass", 64, 32, rows=(0.0, 1.0))[:32].float() / 255

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import rewrite_model_meta
 
-from aedetect.core.modelfile import FORMAT_VERSION, load_model, read_metadata, save_model
+from aedetect.core.modelfile.file import FORMAT_VERSION, load_model, read_metadata, save_model
 from aedetect.errors import ModelFileError
-from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.model.cae import ConvAutoencoder
 from aedetect.core.presets import build_config
 
 
@@ -63,7 +63,7 @@ def test_tampered_weights_fail_the_checksum(saved: tuple[Path, ConvAutoencoder])
 
 def test_tampered_config_is_caught_by_shape_check(saved: tuple[Path, ConvAutoencoder]) -> None:
     path, _ = saved
-    from aedetect.core.header import RECORD_KEY, record_digest
+    from aedetect.core.modelfile.header import RECORD_KEY, record_digest
 
     def crafted(m):  # type: ignore[no-untyped-def]
         m["config"]["model"]["widths"] = [8, 16, 32]

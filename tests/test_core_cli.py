@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aedetect.cli import app
-from aedetect.core.modelfile import load_model
+from aedetect.core.modelfile.file import load_model
 
 runner = CliRunner()
 

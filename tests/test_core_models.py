@@ -9,7 +9,7 @@ import torch
 
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError
-from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.model.cae import ConvAutoencoder
 from aedetect.core.presets import PRESETS, build_config
 
 

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from aedetect.core.modelfile import load_model
+from aedetect.core.modelfile.file import load_model
 from aedetect.data.sources import load_training_data
-from aedetect.core.fit import fit, resume_config
-from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.training.fit import fit, resume_config
+from aedetect.core.model.cae import ConvAutoencoder
 from aedetect.core.presets import build_config
-from aedetect.core.train import Trainer
+from aedetect.core.training.train import Trainer
 
 
 def _cfg(epochs: int, **train):  # type: ignore[no-untyped-def]
     """The training loop's tests: the autoencoder always trains (``autoencoder = on``; on these
-    digits the ImageNet features alone would do, aedetect.anomaly.plan)."""
+    digits the ImageNet features alone would do, aedetect.anomaly.selection.plan)."""
     return build_config("small", overrides={"model": {"widths": [16, 32]}, "data": {"size": [8, 8]},
                                             "train": {"epochs": epochs, "batch_size": 64, "lr": 3e-3, **train},
                                             "anomaly": {"autoencoder": "on"}})

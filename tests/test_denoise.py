@@ -82,7 +82,7 @@ def test_brief_training_raises_psnr_on_a_held_out_photo(trained: Denoiser) -> No
 
 
 def test_model_file_records_noise_recipe_and_info_shows_it(trained: Denoiser) -> None:
-    from aedetect.core.info import describe
+    from aedetect.core.modelfile.info import describe
 
     d = describe(str(trained.model_path))
     assert d["task"] == "denoise" and d["noise"]["level"] == 25
@@ -177,7 +177,7 @@ def test_fit_cli_on_a_folder_of_mixed_sizes_and_depths(tmp_path: Path) -> None:
                             "--noise", "gaussian", "--noise", "speckle", "--set", "model.widths=[8,16]",
                             "--set", "denoise.patch_size=32", "--set", "denoise.crops_per_image=4"])
     assert r.exit_code == 0, r.output
-    from aedetect.core.modelfile import load_model
+    from aedetect.core.modelfile.file import load_model
 
     mf = load_model(out / "model.safetensors")
     assert mf.config.task == "denoise" and mf.config.model.skip and mf.config.model.residual

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import aedetect
-from aedetect.core.distributed import Dist
+from aedetect.core.training.distributed import Dist
 
 REPO = Path(__file__).resolve().parents[1]
 FIT = ["-m", "aedetect", "fit", "digits", "--recipe", str(REPO / "recipes" / "digits-quick.toml"),

@@ -21,10 +21,10 @@ import torch
 from typer.testing import CliRunner
 
 from aedetect import AnomalyDetector, Denoiser
-from aedetect.anomaly.export import export_anomaly
+from aedetect.anomaly.jobs.export import export_anomaly
 from aedetect.cli import app
-from aedetect.core.modelfile import load_model, save_model
-from aedetect.core.onnx import read_onnx_metadata, require_onnx
+from aedetect.core.modelfile.file import load_model, save_model
+from aedetect.core.modelfile.onnx import read_onnx_metadata, require_onnx
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
 from aedetect.denoise.export import export_denoise
@@ -80,7 +80,7 @@ def grass_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.T
         "map": "mix", "mix": {"mse": 1.0, "ssim": 0.05}, "smooth_sigma": 1.5, "latent": "knn",
         "latent_bank": "train", "latent_source": "features", "latent_metric": "cosine"},
         # lr 1e-4: at 2e-3 (and 1e-3, 3e-4) this small [-1, 1] model collapses to the mean image,
-        # which fit now refuses (aedetect.core.train.OutputCollapsed).
+        # which fit now refuses (aedetect.core.training.train.OutputCollapsed).
         overrides={"data": {"scaling": "symmetric"}, "train": {"batch_size": 32, "lr": 1e-4}}).fit(ImageSet(images=crops))
     path = det.save(tmp_path_factory.mktemp("grass") / "grass.safetensors")
     return path, texture_crops("grass", 32, 16, rows=(0.75, 1.0))

@@ -100,7 +100,7 @@ def test_max_images_limits_what_is_decoded(tmp_path: Path, digits_uint8, model_f
     # An unreadable file among the first ten: the next file stands in, so 10 images still train.
     (folder / "d003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     decoded.clear()
-    from aedetect.core.modelfile import read_metadata
+    from aedetect.core.modelfile.file import read_metadata
 
     r = runner.invoke(app, ["fit", str(folder), "--max-images", "10", "--out", str(tmp_path / "run2"),
                             "--epochs", "1", "--size", "16", "--set", "model.widths=[8,16]"])
@@ -114,7 +114,7 @@ def test_values_of_the_wrong_type_are_refused_at_the_boundary(tmp_path: Path, mo
     """A calibration value of the wrong type (in the call or in the model file) and a negative
     tile overlap are one clear error, never a TypeError from deep inside."""
     from aedetect import AnomalyDetector
-    from aedetect.anomaly.calibrate import recalibrate
+    from aedetect.anomaly.jobs.calibrate import recalibrate
     from aedetect.denoise.denoiser import Denoiser
     from aedetect.errors import ConfigError, ModelFileError
 

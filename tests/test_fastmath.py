@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from aedetect.core.fastmath import flush_denormals, set_flush_denormal_everywhere, thread_flushes
+from aedetect.core.model.fastmath import flush_denormals, set_flush_denormal_everywhere, thread_flushes
 
 TINY = 1e-40  # a float32 denormal
 

@@ -11,15 +11,15 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aedetect.core.modelfile import load_model, save_model
+from aedetect.core.modelfile.file import load_model, save_model
 from aedetect.cli import app
 from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
-from aedetect.core.fit import fit
+from aedetect.core.training.fit import fit
 from aedetect.inspect import PICTURES, inspect_model
-from aedetect.core.codes import interpolate, why_no_decode
+from aedetect.core.model.codes import interpolate, why_no_decode
 from aedetect.inspect.probe import probe, tile_grid_size
-from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.model.cae import ConvAutoencoder
 from aedetect.core.presets import build_config
 
 

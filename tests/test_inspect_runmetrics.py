@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from aedetect.core.config import DataConfig
-from aedetect.core.fit import fit
-from aedetect.core.runmetrics import load_test_split
+from aedetect.core.training.fit import fit
+from aedetect.core.training.runmetrics import load_test_split
 from aedetect.core.presets import build_config
 
 
@@ -49,8 +49,8 @@ def test_plain_folder_has_no_test_split(tmp_path: Path) -> None:
 
 def test_symmetric_scaling_reports_both_scales(tmp_path: Path) -> None:
     from aedetect.data.sources import load_digits
-    from aedetect.core.runmetrics import reconstruction_mse
-    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.training.runmetrics import reconstruction_mse
+    from aedetect.core.model.cae import ConvAutoencoder
 
     cfg = build_config("small", overrides={"model": {"widths": [8]}, "data": {"size": [8, 8], "scaling": "symmetric"}})
     data = load_digits(DataConfig(channels=1, size=(8, 8))).subset(list(range(50)))

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aedetect.core.modelfile import save_model
+from aedetect.core.modelfile.file import save_model
 from aedetect.cli import app
-from aedetect.core.cae import ConvAutoencoder
+from aedetect.core.model.cae import ConvAutoencoder
 from aedetect.core.presets import build_config
 
 runner = CliRunner()

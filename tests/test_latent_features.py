@@ -21,12 +21,12 @@ from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_torchvision
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import ConfigError
-from aedetect.anomaly.metrics import image_auroc
+from aedetect.anomaly.evaluate.metrics import image_auroc
 from aedetect.core.presets import build_config
-from aedetect.anomaly.latent import decode_bank, knn_distance
-from aedetect.anomaly.maps import run_model
+from aedetect.anomaly.maps.latent import decode_bank, knn_distance
+from aedetect.anomaly.maps.run import run_model
 from aedetect.anomaly.settings import AnomalySettings
-from aedetect.anomaly.threshold import calibrate_scores, combine_scores
+from aedetect.anomaly.calibration.threshold import calibrate_scores, combine_scores
 
 runner = CliRunner()
 

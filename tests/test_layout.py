@@ -3,8 +3,10 @@
     errors, version  <-  util  <-  data  <-  core  <-  anomaly | denoise | inspect  <-  cli, demo
 
 A module may import its own layer and the layers to its left, never to its right, and the
-three rooms of the fourth layer never import each other. Imports inside functions count
-(they are still dependencies); imports under ``if TYPE_CHECKING:`` do not (they never run).
+three rooms of the fourth layer never import each other. Inside ``core`` and ``anomaly`` the
+rooms are ranked the same way (:data:`ROOMS`): a module imports its own room and lower ranks
+only. Imports inside functions count (they are still dependencies); imports under
+``if TYPE_CHECKING:`` do not (they never run). And no import circle, at any depth.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ ALLOWED: dict[str, set[str]] = {
     "inspect": BASE | {"util", "data", "core", "inspect"},
 }
 TOP = {"cli", "demo", "__init__", "__main__"}  # the front door: may import anything
+
+# The rooms inside a layer, by rank: a module may import its own room and lower ranks, never a
+# higher rank or another room of its own rank. "" is the layer's own top-level modules
+# (core: config, presets, heads, checks, pretrained, plots) and its __init__.
+ROOMS: dict[str, dict[str, int]] = {
+    "core": {"": 0, "model": 1, "modelfile": 2, "training": 3},
+    "anomaly": {"": 0, "settings": 0, "maps": 1, "evaluate": 1, "calibration": 2, "selection": 2,
+                "head": 3, "detector": 4, "jobs": 5},
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -166,6 +177,38 @@ def _a_circle(graph: dict[str, set[str]], group: set[str]) -> list[str]:
                     nxt.append(n)
         frontier = nxt
     raise AssertionError(f"no circle in {sorted(group)}")
+
+
+def _room(module: str) -> str:
+    """The room of a module inside its layer: a subpackage, a top-level module ranked on its
+    own, or "" (the layer's other top-level modules)."""
+    parts = module.split(".")
+    rooms = ROOMS[parts[1]]
+    return parts[2] if len(parts) > 2 and parts[2] in rooms else ""
+
+
+def test_every_import_points_down_the_rooms() -> None:
+    """docs/architecture.md: core is config <- model <- modelfile <- training; anomaly is
+    settings <- maps, evaluate <- calibration, selection <- head <- detector <- jobs."""
+    modules = _modules()
+    bad, unranked = [], []
+    for mod, deps in import_graph(modules).items():
+        layer = _layer(mod)
+        if layer not in ROOMS:
+            continue
+        parts = mod.split(".")
+        if len(parts) > 2 and parts[2] not in ROOMS[layer] and modules[mod].name == "__init__.py":
+            unranked.append(f"{mod}: a room of {layer} with no rank in ROOMS (tests/test_layout.py)")
+        src = _room(mod)
+        for dep in deps:
+            if _layer(dep) != layer or _room(dep) == src:
+                continue
+            dst = _room(dep)
+            if ROOMS[layer][dst] >= ROOMS[layer][src]:
+                bad.append(f"{modules[mod].relative_to(PKG.parent)} ({layer}/{src or '.'}, rank "
+                           f"{ROOMS[layer][src]}) imports {dep} ({layer}/{dst or '.'}, rank {ROOMS[layer][dst]})")
+    assert not unranked, "\n".join(unranked)
+    assert not bad, "imports against the room order:\n" + "\n".join(sorted(bad))
 
 
 def test_no_import_circle() -> None:

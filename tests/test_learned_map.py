@@ -1,4 +1,4 @@
-"""The ``learned`` anomaly map (aedetect.anomaly.learned) on real grass, its made-up training
+"""The ``learned`` anomaly map (aedetect.anomaly.maps.learned) on real grass, its made-up training
 anomalies, and its storage in the model file."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aedetect.cli import app
 from aedetect.anomaly.detector import AnomalyDetector
 from aedetect.errors import ConfigError
 from aedetect.anomaly.settings import AnomalySettings
-from aedetect.anomaly.learned import synthetic_anomaly
+from aedetect.anomaly.maps.learned import synthetic_anomaly
 from conftest import grass_detector, map_vs_reconstruction
 
 runner = CliRunner()

@@ -108,7 +108,7 @@ def test_sigterm_mid_score_leaves_no_temporary_file(tmp_path: Path, model_file: 
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
 
-    import aedetect.anomaly.score as score_mod
+    import aedetect.anomaly.jobs.score as score_mod
 
     images, _ = digits_uint8
     data = tmp_path / "d"
@@ -230,7 +230,7 @@ def test_json_outputs_are_strict() -> None:
 def test_info_json_of_a_model_with_a_nan_metric_is_strict_json(tmp_path: Path) -> None:
     import json as _json
 
-    from aedetect.core.header import RECORD_KEY, record_digest
+    from aedetect.core.modelfile.header import RECORD_KEY, record_digest
 
     from conftest import rewrite_model_meta
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from conftest import rewrite_model_meta, untrained_model
 
 from aedetect.cli import app
-from aedetect.core.header import RECORD_KEY, record_digest
+from aedetect.core.modelfile.header import RECORD_KEY, record_digest
 from aedetect.util.progress import plain
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from aedetect.anomaly.metrics import (aupro, best_f1, f1_at_threshold, image_ap, image_auroc, image_metrics,
+from aedetect.anomaly.evaluate.metrics import (aupro, best_f1, f1_at_threshold, image_ap, image_auroc, image_metrics,
                               pixel_auroc, pro_curve)
 
 
@@ -75,7 +75,7 @@ def test_aupro_weights_regions_not_pixels() -> None:
 def test_streamed_pixel_metrics_match_the_exact_ones() -> None:
     """PixelMetrics (batch by batch, no maps kept) = pixel_auroc/aupro over all maps at once:
     exactly for float16-valued maps (ties included), to 1e-3 for float32 maps."""
-    from aedetect.anomaly.metrics import PixelMetrics
+    from aedetect.anomaly.evaluate.metrics import PixelMetrics
 
     rng = np.random.default_rng(1)
     masks = np.zeros((10, 24, 24), np.uint8)
@@ -100,7 +100,7 @@ def _brick_maps() -> tuple[np.ndarray, np.ndarray]:
     """Masks of synthetic defects on crops of scikit-image's brick, and a plausible error map:
     the defect's change plus the texture itself (edges a model reconstructs badly), scaled to
     the small values reconstruction errors have."""
-    from aedetect.anomaly.defects import defect_test_set
+    from aedetect.anomaly.selection.defects import defect_test_set
     from aedetect.data.sources import texture_crops
 
     test = defect_test_set("brick", 64, 24, rows=(0.75, 1.0), seed=1)
@@ -116,7 +116,7 @@ def test_streamed_pixel_metrics_keep_the_ranking_of_a_map_on_a_large_offset(exac
     figure: the old float16-precision bins of the raw values tied most of it (AUROC 0.66)."""
     from sklearn.metrics import roc_auc_score
 
-    from aedetect.anomaly.metrics import PixelMetrics
+    from aedetect.anomaly.evaluate.metrics import PixelMetrics
 
     masks, maps = _brick_maps()
     shifted = (maps + np.float32(100)).astype(np.float32)
@@ -137,7 +137,7 @@ def test_pixel_sums_of_shards_merge_to_one_accumulator(tmp_path) -> None:  # typ
     one accumulator's result, whether a shard stayed exact or went to bins, and through .npz."""
     import numpy as np
 
-    from aedetect.anomaly.metrics import PixelMetrics
+    from aedetect.anomaly.evaluate.metrics import PixelMetrics
 
     rng = np.random.default_rng(0)
     masks = np.zeros((12, 24, 24), bool)

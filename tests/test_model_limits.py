@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from conftest import rewrite_model_meta
 
-import aedetect.core.modelfile as modelfile
+import aedetect.core.modelfile.file as modelfile
 from aedetect.cli import app
-from aedetect.core.cae import ConvAutoencoder
-from aedetect.core.header import RECORD_KEY, record_digest
-from aedetect.core.modelfile import load_model, save_model
+from aedetect.core.model.cae import ConvAutoencoder
+from aedetect.core.modelfile.header import RECORD_KEY, record_digest
+from aedetect.core.modelfile.file import load_model, save_model
 from aedetect.core.presets import build_config
 from aedetect.errors import ModelFileError
 

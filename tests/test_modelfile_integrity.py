@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import rewrite_model_meta
 
-import aedetect.core.modelfile as modelfile
-from aedetect.core.cae import ConvAutoencoder
-from aedetect.core.modelfile import FORMAT_VERSION, RECORD_KEY, load_model, read_metadata, save_model
-from aedetect.core.header import record_digest
+import aedetect.core.modelfile.file as modelfile
+from aedetect.core.model.cae import ConvAutoencoder
+from aedetect.core.modelfile.file import FORMAT_VERSION, RECORD_KEY, load_model, read_metadata, save_model
+from aedetect.core.modelfile.header import record_digest
 from aedetect.core.presets import build_config
 from aedetect.errors import ModelFileError
 

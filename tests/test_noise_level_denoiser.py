@@ -1,4 +1,4 @@
-"""The noise-level-aware denoisers (aedetect.core.plainnets), the fresh-crop pool, the cosine
+"""The noise-level-aware denoisers (aedetect.core.model.plainnets), the fresh-crop pool, the cosine
 schedule across a resume, fine-tuning with --init and the noise-level estimate."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 
 from aedetect.core.config import Config
 from aedetect.core.presets import build_config
-from aedetect.core.train import initial_model, scheduled_lr
+from aedetect.core.training.train import initial_model, scheduled_lr
 from aedetect.denoise.crops import CropPool
 from aedetect.denoise.demo import noisy_version, photo
 from aedetect.denoise.noise import parse_recipe
@@ -85,8 +85,8 @@ def _photos() -> list[np.ndarray]:
 
 def test_a_resumed_run_continues_its_learning_rate_schedule(tmp_path, monkeypatch) -> None:
     """Cut after epoch 2 of 4 and resumed, the run has the uninterrupted run's learning rates."""
-    from aedetect.core import train as train_mod
-    from aedetect.core.fit import fit, resume_config
+    from aedetect.core.training import train as train_mod
+    from aedetect.core.training.fit import fit, resume_config
 
     whole = fit(_photos(), _small_fit_cfg(4), tmp_path / "whole").result.history
     real_save = train_mod.Trainer._save_state
@@ -111,7 +111,7 @@ def test_a_resumed_run_continues_its_learning_rate_schedule(tmp_path, monkeypatc
 def test_init_starts_from_the_given_model(tmp_path) -> None:
     """Fine-tuning from a model file: its architecture replaces the recipe's, and the first
     epoch (at a learning rate too small to move the weights) has its validation loss."""
-    from aedetect.core.fit import fit
+    from aedetect.core.training.fit import fit
 
     first = fit(_photos(), _small_fit_cfg(2), tmp_path / "a")
     cfg = build_config("denoise-unet", None, {"train": {"epochs": 1, "lr": 1e-12, "grid_every": 0, "batch_size": 8},
@@ -143,8 +143,8 @@ def test_noise_level_estimate_on_a_bundled_photo() -> None:
 def test_onnx_graph_of_a_noise_level_model_matches_the_denoiser(tmp_path) -> None:
     """The exported graph takes the image plus its sigma / 255 channel (measured: 6e-8 apart)."""
     ort = pytest.importorskip("onnxruntime")
-    from aedetect.core.fit import fit
-    from aedetect.core.modelfile import load_model
+    from aedetect.core.training.fit import fit
+    from aedetect.core.modelfile.file import load_model
     from aedetect.denoise.denoiser import Denoiser
     from aedetect.denoise.export import export_denoise
 
@@ -176,7 +176,7 @@ def test_self_ensemble_turns_each_result_back() -> None:
 def test_init_keeps_the_init_models_noise_unless_the_user_gives_one(tmp_path) -> None:
     """Without a noise recipe of the user's, fine-tuning trains on the noise the --init model
     was trained on (here unclipped 0..50), not the preset's clipped 5..50."""
-    from aedetect.core.fit import fit
+    from aedetect.core.training.fit import fit
 
     first = fit(_photos(), _small_fit_cfg(1), tmp_path / "a")
     cfg = build_config("denoise-unet", None, {"train": {"epochs": 1, "grid_every": 0, "batch_size": 8}})

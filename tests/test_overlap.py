@@ -1,4 +1,4 @@
-"""Calibration images that share pixels with the training images (aedetect.anomaly.overlap), and
+"""Calibration images that share pixels with the training images (aedetect.anomaly.calibration.overlap), and
 ``fit --calibration`` / ``AnomalyDetector.fit(calibration=...)``, the way to calibrate on
 separate images. Real data: scikit-image's grass and brick, cut into overlapping crops."""
 
@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 from conftest import save_png
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.calibrate import new_calibration
-from aedetect.anomaly.overlap import calibration_overlap
-from aedetect.anomaly.reliability import reliability_line
+from aedetect.anomaly.jobs.calibrate import new_calibration
+from aedetect.anomaly.calibration.overlap import calibration_overlap
+from aedetect.anomaly.calibration.reliability import reliability_line
 from aedetect.cli import app
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import load_digits, texture_crops
 from aedetect.core.config import DataConfig
-from aedetect.core.modelfile import read_metadata
+from aedetect.core.modelfile.file import read_metadata
 
 runner = CliRunner()
 QUICK = {"model": {"latent_channels": 4}, "train": {"batch_size": 32, "lr": 2e-3, "patience": 100}}
@@ -125,7 +125,7 @@ def test_a_large_training_set_is_sampled_and_still_finds_overlapping_crops(monke
     """Beyond MAX_WINDOWS training windows only a seeded sample of training images is hashed
     (memory and time stay bounded), and the record says so; each crop of a picture overlaps
     many training crops, so a sample still finds them."""
-    import aedetect.anomaly.overlap as ov
+    import aedetect.anomaly.calibration.overlap as ov
 
     crops = texture_crops("gravel", 64, 16, rows=(0.0, 0.75))
     calib, train = _random_split(crops, 40)

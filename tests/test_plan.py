@@ -1,4 +1,4 @@
-"""ImageNet features first (aedetect.anomaly.plan): the autoencoder trains only where the
+"""ImageNet features first (aedetect.anomaly.selection.plan): the autoencoder trains only where the
 ImageNet candidates leave room on the label-free objective and the time budget allows it, never
 for a scoring that does not read it; without one the model file holds no network and scores
 as before after a reload."""
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.metrics import image_auroc
+from aedetect.anomaly.evaluate.metrics import image_auroc
 from aedetect.errors import ConfigError
 
 
@@ -82,7 +82,7 @@ def test_autoencoder_on_always_trains(digits) -> None:  # type: ignore[no-untype
 
 def test_the_training_loop_stops_at_its_time_budget(digits, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     from aedetect.core.presets import build_config
-    from aedetect.core.train import Trainer, initial_model
+    from aedetect.core.training.train import Trainer, initial_model
 
     caplog.set_level(logging.INFO, logger="aedetect")
     cfg = build_config("small", overrides={"data": {"size": [8, 8]}, "train": {"epochs": 4, "time_budget": 1e-6,
@@ -94,7 +94,7 @@ def test_the_training_loop_stops_at_its_time_budget(digits, caplog: pytest.LogCa
 
 
 def test_a_model_with_no_network_refuses_what_needs_one(digits) -> None:  # type: ignore[no-untyped-def]
-    from aedetect.core.cae import ConvAutoencoder
+    from aedetect.core.model.cae import ConvAutoencoder
     from aedetect.core.presets import build_config
 
     cfg = build_config("small", overrides={"model": {"arch": "none"}, "data": {"size": [8, 8]}})
@@ -114,7 +114,7 @@ def test_a_default_fit_with_no_network_goes_through_every_command(digit_folder: 
     from typer.testing import CliRunner
 
     from aedetect.cli import app
-    from aedetect.core.modelfile import load_model
+    from aedetect.core.modelfile.file import load_model
 
     runner = CliRunner()
     run = tmp_path / "run"

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from aedetect.cli import app
-from aedetect.core.info import describe
+from aedetect.core.modelfile.info import describe
 from aedetect.core.pretrained import resolve_model_path, shipped
 from aedetect.denoise.demo import noisy_version, photo, psnr8
 from aedetect.denoise.denoiser import Denoiser

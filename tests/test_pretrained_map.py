@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.backbone import (CHANNELS, WEIGHTS_ENV, decode_backbone, encode_backbone, load_backbone,
+from aedetect.anomaly.maps.backbone import (CHANNELS, WEIGHTS_ENV, decode_backbone, encode_backbone, load_backbone,
                                        scale_of)
-from aedetect.anomaly.defects import defect_test_set
-from aedetect.anomaly.metrics import pixel_auroc
+from aedetect.anomaly.selection.defects import defect_test_set
+from aedetect.anomaly.evaluate.metrics import pixel_auroc
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.data.imageset import ImageSet
 from aedetect.data.sources import texture_crops
@@ -120,7 +120,7 @@ def test_pretrained_latent_vector_separates_digits_and_survives_the_model_file(
         digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """``latent_source = pretrained`` alone on real 8x8 digits: trained on threes, scored on
     held-out threes against every other digit."""
-    from aedetect.anomaly.metrics import image_auroc
+    from aedetect.anomaly.evaluate.metrics import image_auroc
 
     classes = digits.classes.numpy()
     threes = np.flatnonzero(classes == 3)
@@ -152,8 +152,8 @@ def test_pretrained_latent_vector_exports_to_onnx_with_parity(digits, tmp_path: 
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
-    from aedetect.anomaly.export import export_anomaly
-    from aedetect.core.modelfile import load_model
+    from aedetect.anomaly.jobs.export import export_anomaly
+    from aedetect.core.modelfile.file import load_model
 
     zeros = digits.subset(np.flatnonzero(digits.classes.numpy() == 0)[:120].tolist())
     det = AnomalyDetector(preset="small", epochs=1, seed=0,
@@ -173,8 +173,8 @@ def test_the_greedy_coreset_covers_the_training_features_better_than_a_uniform_s
     """PatchCore's coreset (pretrained_coreset): of the same size, its farthest training vector
     lies nearer than a uniform sample's, since a uniform sample repeats the common places and
     misses rare normal ones (real grass features)."""
-    from aedetect.anomaly.backbone import training_pool
-    from aedetect.anomaly.featuremap import greedy_coreset
+    from aedetect.anomaly.maps.backbone import training_pool
+    from aedetect.anomaly.maps.featuremap import greedy_coreset
 
     train, _, _ = grass_sets()
     pool = training_pool(load_backbone(), train, 1, 6000)

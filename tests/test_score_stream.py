@@ -18,8 +18,8 @@ import aedetect.data.labelled as labelled
 from aedetect import AnomalyDetector
 from aedetect.cli import app
 from aedetect.data.labelled import load_scoring_data
-from aedetect.anomaly.metrics import aupro, pixel_auroc
-from aedetect.anomaly.latent import knn_distance
+from aedetect.anomaly.evaluate.metrics import aupro, pixel_auroc
+from aedetect.anomaly.maps.latent import knn_distance
 
 runner = CliRunner()
 BATCH = 4

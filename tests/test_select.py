@@ -1,4 +1,4 @@
-"""Label-free selection of the scoring settings (``anomaly.select``, aedetect.anomaly.select) on
+"""Label-free selection of the scoring settings (``anomaly.select``, aedetect.anomaly.selection.select) on
 a small real set: scikit-learn's 8x8 digits, one class normal (the threes, the hardest class for
 the head's default scoring in this split), 25 epochs of the ``small`` preset."""
 
@@ -13,8 +13,8 @@ import torch
 
 from aedetect import AnomalyDetector
 from aedetect.anomaly.head import AnomalyHead
-from aedetect.anomaly.metrics import image_auroc
-from aedetect.anomaly.select import (
+from aedetect.anomaly.evaluate.metrics import image_auroc
+from aedetect.anomaly.selection.select import (
     MIN_SELECT_IMAGES,
     ALIGNED,
     PixelLabels,
@@ -26,10 +26,10 @@ from aedetect.anomaly.select import (
     families_of,
     objective_of,
 )
-from aedetect.anomaly.selectreport import selection_line
+from aedetect.anomaly.selection.selectreport import selection_line
 from aedetect.anomaly.settings import FAMILY_NAMES, OBJECT_FAMILIES, AnomalySettings
-from aedetect.anomaly.synthetic import FAMILIES, make_anomalies
-from aedetect.anomaly.threshold import fpr_threshold
+from aedetect.anomaly.selection.synthetic import FAMILIES, make_anomalies
+from aedetect.anomaly.calibration.threshold import fpr_threshold
 from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
 from aedetect.errors import ConfigError
@@ -52,7 +52,7 @@ def split():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def selected(split):  # type: ignore[no-untyped-def]
     """A trained model's selection (``autoencoder = on``: the ImageNet features alone would do
-    on these digits, aedetect.anomaly.plan)."""
+    on these digits, aedetect.anomaly.selection.plan)."""
     return AnomalyDetector(preset="small", epochs=25, overrides=FAST, anomaly={"autoencoder": "on"}).fit(split[0])
 
 
@@ -81,12 +81,12 @@ def test_selection_applies_the_candidate_with_the_best_validation_auroc(selected
     assert all(used[k] == v for k, v in rec["chosen_settings"].items())
     # recorded in the model file, shown by `aedetect info` and in score's metrics.json
     path = selected.save(tmp_path / "m.safetensors")
-    from aedetect.core.info import describe
+    from aedetect.core.modelfile.info import describe
 
     assert describe(str(path))["calibration"]["selection"] == rec
     line = selection_line(describe(str(path))["calibration"])
     assert line is not None and rec["chosen"] in line and f"{rec['chosen_auroc']:.4f}" in line
-    from aedetect.anomaly.score import score_data
+    from aedetect.anomaly.jobs.score import score_data
 
     rep = score_data(path, split[1], tmp_path / "score", heatmaps=False, report=False)
     metrics = json.loads((rep.out / "metrics.json").read_text())
@@ -257,7 +257,7 @@ def test_the_raw_pixel_knn_source(selected, split) -> None:  # type: ignore[no-u
     """``latent_source = pixels``: the bank is training images themselves (as the model sees
     them, float16) and the score is the mean distance to the 5 nearest, the raw-pixel kNN
     baseline, now a selection candidate; ``select_sources`` leaves it out."""
-    from aedetect.anomaly.latent import decode_bank, latent_vectors
+    from aedetect.anomaly.maps.latent import decode_bank, latent_vectors
     from aedetect.data.imageset import scale_to_float
 
     det = AnomalyDetector(preset="small", epochs=2, overrides=FAST, anomaly={
@@ -359,8 +359,8 @@ def test_too_few_calibration_images_still_select_when_the_early_stopping_split_t
     alone = AnomalyDetector(preset="small", epochs=2, overrides=FAST,
                             anomaly={**few, "select_top_up": False}).fit(split[0])
     assert alone.calibration_["calib_images"] == 7 and alone.calibration_.get("selection") is None
-    from aedetect.anomaly.selectreport import model_metrics
-    from aedetect.core.info import describe
+    from aedetect.anomaly.selection.selectreport import model_metrics
+    from aedetect.core.modelfile.info import describe
 
     why = "label-free selection skipped: 7 held-out normal images (needs 10); the given anomaly settings are kept"
     saved = describe(str(alone.save(tmp_path / "alone.safetensors")))["calibration"]
@@ -369,11 +369,11 @@ def test_too_few_calibration_images_still_select_when_the_early_stopping_split_t
 
 
 def test_aedetect_fit_tops_up_only_its_own_split(split, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """``aedetect fit`` (aedetect.core.fit) tops the selection's normals up from its own
+    """``aedetect fit`` (aedetect.core.training.fit) tops the selection's normals up from its own
     early-stopping split as the library does, and not when ``--calibration`` images are given;
     the model file records it either way."""
-    from aedetect.core.fit import fit
-    from aedetect.core.modelfile import load_model
+    from aedetect.core.training.fit import fit
+    from aedetect.core.modelfile.file import load_model
     from aedetect.core.presets import build_config
 
     cfg = build_config("small", overrides={**FAST, "train": {**FAST["train"], "epochs": 2, "device": "cpu"},

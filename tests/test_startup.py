@@ -55,10 +55,10 @@ def test_info_from_the_header_matches_the_built_model(tmp_path: Path) -> None:
     """Parameter counts from tensor shapes equal ConvAutoencoder.parameter_counts() for every
     anomaly preset (BatchNorm buffers, dense bottlenecks and MLPs included), and the numpy
     checksum equals modelfile's on tensors."""
-    from aedetect.core.cae import ConvAutoencoder
-    from aedetect.core.header import _numpy_digest, read_header
-    from aedetect.core.info import describe
-    from aedetect.core.modelfile import _digest, save_model
+    from aedetect.core.model.cae import ConvAutoencoder
+    from aedetect.core.modelfile.header import _numpy_digest, read_header
+    from aedetect.core.modelfile.info import describe
+    from aedetect.core.modelfile.file import _digest, save_model
     from aedetect.core.presets import PRESETS, build_config
 
     checked = 0
@@ -94,7 +94,7 @@ def test_info_refuses_a_damaged_file_without_torch(tmp_path: Path) -> None:
 
 def test_info_json_is_unchanged_by_the_header_path() -> None:
     """The --json record of a model file has the keys and values it had when the model was built."""
-    from aedetect.core.modelfile import load_model
+    from aedetect.core.modelfile.file import load_model
 
     torch, code, out = _run("info", str(LEGACY), "--json")
     d = json.loads(out[:out.rindex("}") + 1])

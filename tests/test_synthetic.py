@@ -1,4 +1,4 @@
-"""The synthetic anomaly families of label-free selection (aedetect.anomaly.synthetic), on real
+"""The synthetic anomaly families of label-free selection (aedetect.anomaly.selection.synthetic), on real
 images: scikit-learn's 8x8 digits (object-like, black background) and crops of scikit-image's
 grass (a texture), grey, plus an RGB photograph crop for the colour shift."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aedetect.anomaly.synthetic import (
+from aedetect.anomaly.selection.synthetic import (
     FAMILIES,
     GLOBAL,
     LOCAL,

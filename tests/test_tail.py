@@ -1,6 +1,6 @@
 """The threshold at a false-positive rate the calibration set cannot resolve (issue 12:
 17 calibration images of one 8x8 digit and a 1 % target flagged 9 % of new normal digits):
-the exponential-tail prediction bound of aedetect.anomaly.tail, and where aedetect uses it."""
+the exponential-tail prediction bound of aedetect.anomaly.calibration.tail, and where aedetect uses it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from aedetect import AnomalyDetector
-from aedetect.anomaly.reliability import fpr_interval, reliability_line
-from aedetect.anomaly.tail import exponential_fpr_interval, exponential_threshold
-from aedetect.anomaly.threshold import TAIL_RULES, fpr_threshold, resolves, set_fpr_threshold, threshold_at_fpr
+from aedetect.anomaly.calibration.reliability import fpr_interval, reliability_line
+from aedetect.anomaly.calibration.tail import exponential_fpr_interval, exponential_threshold
+from aedetect.anomaly.calibration.threshold import TAIL_RULES, fpr_threshold, resolves, set_fpr_threshold, threshold_at_fpr
 from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
 

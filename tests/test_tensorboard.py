@@ -15,9 +15,9 @@ from aedetect.cli import app
 from aedetect.core.config import DataConfig
 from aedetect.data.sources import load_digits
 from aedetect.errors import AedetectError
-from aedetect.core.fit import fit
+from aedetect.core.training.fit import fit
 from aedetect.core.presets import build_config
-from aedetect.core.tensorboard import summary_writer_class
+from aedetect.core.training.tensorboard import summary_writer_class
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -22,9 +22,9 @@ from torch import Tensor
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.errors import DataError, ModelFileError
-from aedetect.anomaly.maps import run_model, uses_backbone
+from aedetect.anomaly.maps.run import run_model, uses_backbone
 from aedetect.anomaly.settings import AnomalySettings
-from aedetect.anomaly.threshold import combine_scores, f1_threshold, normalise
+from aedetect.anomaly.calibration.threshold import combine_scores, f1_threshold, normalise
 
 
 @dataclass
@@ -136,8 +136,8 @@ class AnomalyDetector:
         on it instead of the target-FPR one.
         """
         from aedetect.anomaly.head import AnomalyHead
-        from aedetect.core.fit import calibration_data, fit_or_restart, prepare_data
-        from aedetect.core.train import Trainer, initial_model
+        from aedetect.core.training.fit import calibration_data, fit_or_restart, prepare_data
+        from aedetect.core.training.train import Trainer, initial_model
 
         cfg = self._config()
         head = AnomalyHead()
@@ -151,7 +151,7 @@ class AnomalyDetector:
         else:
             calib = calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
             top_up = None
-        cfg = head.plan(cfg, train, calib, top_up)  # maybe no network to train (aedetect.anomaly.plan)
+        cfg = head.plan(cfg, train, calib, top_up)  # maybe no network to train (aedetect.anomaly.selection.plan)
 
         def new_trainer(output_mean: float | None = None) -> Trainer:
             model = initial_model(cfg)
@@ -159,7 +159,7 @@ class AnomalyDetector:
                 model.init_output_bias(output_mean)
             return Trainer(model, cfg, run_dir=self.out)
 
-        # A collapsed output is restarted once, as `aedetect fit` does (aedetect.core.fit).
+        # A collapsed output is restarted once, as `aedetect fit` does (aedetect.core.training.fit).
         trainer, result = fit_or_restart(new_trainer(), new_trainer, train, val, cfg)
         self.model_ = result.model.eval()
         self.config_ = cfg
@@ -178,9 +178,9 @@ class AnomalyDetector:
     def load(cls, path: str | Path, device: str = "auto") -> "AnomalyDetector":
         """A fitted detector from a model file written by ``fit``/``aedetect fit``;
         ``device`` may be 'auto' (cuda, then mps, then cpu)."""
-        from aedetect.core.modelfile import load_model
+        from aedetect.core.modelfile.file import load_model
         from aedetect.core.checks import check_device
-        from aedetect.core.train import resolve_device
+        from aedetect.core.training.train import resolve_device
 
         check_device(device)
         dev = str(resolve_device(device))
@@ -188,7 +188,7 @@ class AnomalyDetector:
         if mf.config.task != "anomaly" or "threshold" not in mf.calibration:
             raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
         check_calibration(mf.calibration, path)
-        from aedetect.anomaly.calfields import check_anomaly_calibration
+        from aedetect.anomaly.calibration.calfields import check_anomaly_calibration
 
         check_anomaly_calibration(mf.calibration, mf.config, path)  # every field, before any image
         det = cls(device=dev)
@@ -197,7 +197,7 @@ class AnomalyDetector:
         return det
 
     def save(self, path: str | Path) -> Path:
-        from aedetect.core.modelfile import save_model
+        from aedetect.core.modelfile.file import save_model
 
         self._check_fitted()
         return save_model(path, self.model_, self.config_, calibration=self.calibration_)
@@ -245,9 +245,9 @@ class AnomalyDetector:
         ``pretrained``, ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map =
         learned``, the ``pretrained_backbone`` of ``map = pretrained``), decoded once per
         detector, not per batch."""
-        from aedetect.anomaly.backbone import decode_backbone
-        from aedetect.anomaly.latent import decode_bank
-        from aedetect.anomaly.learned import decode_segmenter
+        from aedetect.anomaly.maps.backbone import decode_backbone
+        from aedetect.anomaly.maps.latent import decode_bank
+        from aedetect.anomaly.maps.learned import decode_segmenter
 
         decoders = {"segmenter": decode_segmenter, "pretrained_backbone": decode_backbone}
 

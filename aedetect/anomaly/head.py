@@ -35,7 +35,7 @@ class AnomalyHead(BaseHead):
     """
 
     name = "anomaly"
-    _preselection: Any = None  # plan()'s ImageNet choice (aedetect.anomaly.plan.Preselection), for calibrate()
+    _preselection: Any = None  # plan()'s ImageNet choice (aedetect.anomaly.selection.plan.Preselection), for calibrate()
 
     def validate(self, cfg: Config) -> None:
         s = AnomalySettings.from_config(cfg)  # fail before training, not after it
@@ -56,19 +56,19 @@ class AnomalyHead(BaseHead):
     def ready(self, cfg: Config) -> None:
         """``map`` or ``latent_source = pretrained`` needs the ImageNet weights to train; a model
         file does not (it keeps the part of the network it uses)."""
-        from aedetect.anomaly.maps import uses_backbone
+        from aedetect.anomaly.maps.run import uses_backbone
 
         if uses_backbone(AnomalySettings.from_config(cfg)):
-            from aedetect.anomaly.backbone import weights_file
+            from aedetect.anomaly.maps.backbone import weights_file
 
             path = weights_file()
             if not path.is_file():
                 raise ConfigError(f"anomaly.map / latent_source 'pretrained': {path}: no such weights file")
 
     def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> Config:
-        """Whether an autoencoder is trained at all, and for how long (aedetect.anomaly.plan);
+        """Whether an autoencoder is trained at all, and for how long (aedetect.anomaly.selection.plan);
         the ImageNet candidates' choice made on the way is kept for :meth:`calibrate`."""
-        from aedetect.anomaly.plan import plan
+        from aedetect.anomaly.selection.plan import plan
 
         cfg, self._preselection = plan(cfg, train, holdout, early_stopping)
         return cfg
@@ -78,7 +78,7 @@ class AnomalyHead(BaseHead):
         """The label-free selection: the ImageNet candidates' choice made before training where
         no autoencoder was trained; else the selection over the trained model's candidates, kept
         unless that choice beat it on the same synthetic anomalies."""
-        from aedetect.anomaly.select import select_settings
+        from aedetect.anomaly.selection.select import select_settings
 
         pre = self._preselection
         if pre is not None and cfg.model.arch == "none":
@@ -111,7 +111,7 @@ class AnomalyHead(BaseHead):
     def calibrate(self, model: nn.Module, holdout: ImageSet, cfg: Config, device: torch.device,
                   train: ImageSet | None = None, early_stopping: ImageSet | None = None) -> dict[str, Any]:
         """Thresholds on the held-out normal images, with the scoring settings chosen first
-        by label-free selection when ``anomaly.select`` asks for it (aedetect.anomaly.select),
+        by label-free selection when ``anomaly.select`` asks for it (aedetect.anomaly.selection.select),
         so the threshold is the chosen setting's. With ``map = features`` (or ``latent_bank =
         train``) the bank comes from ``train`` (the images the model trained on), never from
         ``holdout``, so the thresholds are set on images the bank has not seen; likewise the
@@ -120,10 +120,10 @@ class AnomalyHead(BaseHead):
         small (only when the head held ``holdout`` out of the same images: calibration images
         given separately mean the training images may overlap, e.g. crops of one picture); the
         threshold is set on ``holdout`` alone."""
-        from aedetect.anomaly.latent import decode_bank, encode_bank, train_latent_bank
-        from aedetect.anomaly.maps import run_model, uses_backbone
-        from aedetect.anomaly.select import MIN_SELECT_IMAGES, wants_selection
-        from aedetect.anomaly.threshold import calibrate_scores
+        from aedetect.anomaly.maps.latent import decode_bank, encode_bank, train_latent_bank
+        from aedetect.anomaly.maps.run import run_model, uses_backbone
+        from aedetect.anomaly.selection.select import MIN_SELECT_IMAGES, wants_selection
+        from aedetect.anomaly.calibration.threshold import calibrate_scores
 
         s = AnomalySettings.from_config(cfg)
         selection, skipped = None, None
@@ -147,7 +147,7 @@ class AnomalyHead(BaseHead):
             raise ConfigError(f"{' and '.join(uses_train)}: needs the training images at calibration")
         bank = None
         if s.map == "features":
-            from aedetect.anomaly.featuremap import build_bank
+            from aedetect.anomaly.maps.featuremap import build_bank
 
             bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool, s.feature_bank,
                               device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
@@ -156,12 +156,12 @@ class AnomalyHead(BaseHead):
             bank = decode_bank(encode_bank(bank.cpu())).to(device)
         backbone, stored = None, None
         if uses_backbone(s):
-            from aedetect.anomaly.backbone import decode_backbone, encode_backbone, load_backbone
+            from aedetect.anomaly.maps.backbone import decode_backbone, encode_backbone, load_backbone
 
             stored = encode_backbone(load_backbone())
             backbone = decode_backbone(stored, device)  # what scoring will load from the model file
         if s.map == "pretrained":
-            from aedetect.anomaly.backbone import build_pretrained_bank, scale_of
+            from aedetect.anomaly.maps.backbone import build_pretrained_bank, scale_of
 
             bank = build_pretrained_bank(backbone, train, scale_of(s.pretrained_scale, tuple(train.images.shape[-2:])),
                                          s.pretrained_bank, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
@@ -173,7 +173,7 @@ class AnomalyHead(BaseHead):
                                             backbone)
         segmenter = None
         if s.map == "learned":
-            from aedetect.anomaly.learned import train_segmenter
+            from aedetect.anomaly.maps.learned import train_segmenter
 
             segmenter = train_segmenter(model, train, cfg.data.scaling, s.learned_steps, s.learned_width,
                                         s.learned_batch, device, seed=cfg.train.seed)
@@ -182,7 +182,7 @@ class AnomalyHead(BaseHead):
                         backbone=backbone)
         cal = calibrate_scores(raw, s, len(holdout), latent_bank)
         if segmenter is not None:
-            from aedetect.anomaly.learned import encode_segmenter
+            from aedetect.anomaly.maps.learned import encode_segmenter
 
             cal["segmenter"] = encode_segmenter(segmenter)
         if bank is not None:
@@ -201,9 +201,9 @@ class AnomalyHead(BaseHead):
 
 
 def check_overlap(holdout: ImageSet, train: ImageSet | None) -> dict[str, Any] | None:
-    """The calibration images' overlap with the training images (aedetect.anomaly.overlap),
+    """The calibration images' overlap with the training images (aedetect.anomaly.calibration.overlap),
     warned about in one line when it makes the threshold and the selection optimistic."""
-    from aedetect.anomaly.overlap import calibration_overlap
+    from aedetect.anomaly.calibration.overlap import calibration_overlap
 
     if train is None or holdout is train or holdout.images.shape[1:] != train.images.shape[1:]:
         return None

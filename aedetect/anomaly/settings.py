@@ -12,11 +12,11 @@ map                 per-pixel error: ``mse`` (squared error, mean over channels)
                     (absolute error), ``ssim`` (1 - local SSIM, Bergmann et al.), ``mix``
                     (weighted sum, see ``mix``), or ``features``: distance of the encoder's
                     features at each location to the nearest features of the training images
-                    (aedetect.anomaly.featuremap; for stochastic textures), or ``learned``: a
+                    (aedetect.anomaly.maps.featuremap; for stochastic textures), or ``learned``: a
                     small segmentation network on the input and the residual, trained after
                     the autoencoder on anomalies made from the training images
-                    (aedetect.anomaly.learned), or ``pretrained``: distance of ImageNet-pretrained
-                    features (EfficientNet-Lite0's first blocks, aedetect.anomaly.backbone) at
+                    (aedetect.anomaly.maps.learned), or ``pretrained``: distance of ImageNet-pretrained
+                    features (EfficientNet-Lite0's first blocks, aedetect.anomaly.maps.backbone) at
                     each location to the nearest such features of the training images, as
                     PatchCore does (for textures and surfaces; needs no training). Default ``mse``.
 mix                 weights of the sub-maps for ``map = mix``, e.g. ``{"mse": 1, "ssim": 0.05}``;
@@ -38,7 +38,7 @@ latent_source       the latent vector: ``code`` (the encoder's code, pooled to a
                     ``features`` (encoder level ``latent_level``'s feature map averaged to a
                     ``latent_grid`` x ``latent_grid`` grid) or ``pixels`` (the input image
                     itself, averaged to at most 32x32: a raw-pixel kNN) or ``pretrained``
-                    (ImageNet features, aedetect.anomaly.backbone, of the image enlarged to
+                    (ImageNet features, aedetect.anomaly.maps.backbone, of the image enlarged to
                     about 56 pixels, averaged to a ``latent_grid`` grid). Default ``code``.
 latent_level        encoder level for ``latent_source = features``; -1 = the deepest (-1).
 latent_grid         grid of ``latent_source = features`` (7).
@@ -67,11 +67,11 @@ learned_steps       training steps of the ``learned`` map's network (1500).
 learned_batch       images per step, half of them with a made-up anomaly (16).
 learned_width       channels of that network (32).
 select              label-free choice of the scoring settings at fit time
-                    (aedetect.anomaly.select): ``auto`` chooses map (mse, l1, ssim,
+                    (aedetect.anomaly.selection.select): ``auto`` chooses map (mse, l1, ssim,
                     features), smoothing, score, latent kNN on/off, its source, metric and
                     weight by the mean validation
                     AUROC of held-out normal images against synthetic anomalies made from them
-                    (aedetect.anomaly.synthetic), unless ``Config.anomaly`` pins one of those
+                    (aedetect.anomaly.selection.synthetic), unless ``Config.anomaly`` pins one of those
                     keys itself; ``on`` chooses even then; ``none`` keeps the given settings.
                     Default ``auto``.
 select_pretrained   whether the ImageNet candidates are tried (where the weights are installed):
@@ -89,7 +89,7 @@ select_budget       seconds the selection may spend after its first candidates, 
 select_images       at most this many held-out normal images it uses, fewer for large
                     images (256).
 select_families     the synthetic anomaly families it scores against (a list, see
-                    aedetect.anomaly.synthetic), or ``auto`` (default): on aligned objects the
+                    aedetect.anomaly.selection.synthetic), or ``auto`` (default): on aligned objects the
                     three that change a shape (elastic, affine, mirror), on surfaces
                     all twelve; aligned as ``select_objective = auto`` tells them apart.
 select_draws        synthetic anomalies per held-out normal image and family: a number, or
@@ -109,7 +109,7 @@ select_top_up       when fewer than ``select_images`` held-out normal images exi
                     training images (true). On one-class MNIST's training split with 121
                     training images per digit (16 + 12 normals, 30 models) the pick scored
                     96.61 against 96.14 with the 16 alone (bench/select_topup_val.py).
-autoencoder         whether an autoencoder is trained at all (aedetect.anomaly.plan): ``on``,
+autoencoder         whether an autoencoder is trained at all (aedetect.anomaly.selection.plan): ``on``,
                     ``off`` (ImageNet features alone), or ``auto`` (default): before training,
                     the ImageNet candidates are ranked by the label-free objective below, and
                     the autoencoder trains only where they score under ``features_enough``
@@ -152,7 +152,7 @@ SCORING_KEYS = frozenset({"map", "mix", "ssim_window", "smooth_sigma", "score", 
                           "feature_pool", "feature_bank", "learned_steps", "learned_batch", "learned_width",
                           "pretrained_scale", "pretrained_bank", "pretrained_coreset"})
 FAMILY_NAMES = ("patch", "scratch", "stain", "hole", "blur", "shift",
-                "cutpaste", "mix", "elastic", "affine", "mirror", "contrast")  # aedetect.anomaly.synthetic
+                "cutpaste", "mix", "elastic", "affine", "mirror", "contrast")  # aedetect.anomaly.selection.synthetic
 # ``select_families = auto`` on aligned objects: the families that change a shape. On one-class
 # MNIST's training split (1,000 training images per digit, 256 held-out normals against 256
 # other digits, seed 0, bench/select_family_val.py) the candidate each family alone would pick

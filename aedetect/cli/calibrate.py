@@ -34,12 +34,12 @@ def calibrate(
     device: InferenceDevice = "auto",
 ) -> None:
     """Re-set an anomaly model's threshold on labelled data (F1-optimal or a target FPR); writes a new model file."""
-    from aedetect.anomaly.scoreopts import check_calibrate_options
+    from aedetect.anomaly.jobs.scoreopts import check_calibrate_options
 
     check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before torch is imported
     from rich.table import Table
 
-    from aedetect.anomaly.calibrate import recalibrate
+    from aedetect.anomaly.jobs.calibrate import recalibrate
 
     rep = recalibrate(model, data, out, rule=rule, target_fpr=target_fpr, normal_dir=normal_dir,
                       abnormal_dir=abnormal_dir, mask_dir=mask_dir, normal_class=normal_class,

@@ -1,5 +1,5 @@
 """``aedetect export MODEL --format onnx --out FILE``: the model as an ONNX graph with its
-threshold and preprocessing in the metadata (aedetect.anomaly.export, aedetect.denoise.export)."""
+threshold and preprocessing in the metadata (aedetect.anomaly.jobs.export, aedetect.denoise.export)."""
 
 from __future__ import annotations
 
@@ -58,21 +58,21 @@ def export(
     margin: Annotated[int, typer.Option(help="Denoise models: reflect margin in pixels around each image, as `aedetect denoise` uses.")] = 32,
 ) -> None:
     """Export a model to ONNX: anomaly -> reconstruction, map and score (threshold in the metadata); denoise -> the denoised image. Needs the onnx extra."""
-    from aedetect.core.modelfile import load_model
-    from aedetect.core.onnx import require_onnx
+    from aedetect.core.modelfile.file import load_model
+    from aedetect.core.modelfile.onnx import require_onnx
 
     check_export_options(model, out, format_, opset, margin)
-    from aedetect.core.modelfile import read_checked
+    from aedetect.core.modelfile.file import read_checked
 
     _, meta, cfg = read_checked(model)  # metadata and limits: before anything is built or onnx imported
     if cfg.task == "anomaly":
-        from aedetect.anomaly.export import check_exportable
+        from aedetect.anomaly.jobs.export import check_exportable
 
         check_exportable(meta.get("calibration", {}), cfg, model)  # the map and every field the graph reads
     require_onnx()
     mf = load_model(model, device="cpu")
     if mf.config.task == "anomaly":
-        from aedetect.anomaly.export import export_anomaly
+        from aedetect.anomaly.jobs.export import export_anomaly
 
         path = export_anomaly(mf, out, overwrite=overwrite, opset=opset)
     elif mf.config.task == "denoise":

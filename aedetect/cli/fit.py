@@ -53,8 +53,8 @@ def fit(
     noise_level: Annotated[Optional[str], typer.Option(help="Denoise: LEVEL (fixed) or LOW:HIGH (blind), e.g. 5:50 for Gaussian sigma on 0..255.")] = None,
 ) -> None:
     """Train on normal (anomaly) or clean (denoise) images; writes RUN_DIR/model.safetensors."""
-    from aedetect.core.fit import fit as run_fit
-    from aedetect.core.fit import resume_config
+    from aedetect.core.training.fit import fit as run_fit
+    from aedetect.core.training.fit import resume_config
     from aedetect.core.presets import build_config
     from aedetect.core.config import apply_overrides
 

@@ -38,7 +38,7 @@ def info(
                         "their shapes.")] = False,
 ) -> None:
     """Show a model file's or preset's architecture, parameter counts and metadata."""
-    from aedetect.core.info import describe  # lazy: a model file is described without torch
+    from aedetect.core.modelfile.info import describe  # lazy: a model file is described without torch
 
     d = describe(target)
     if json_:
@@ -68,8 +68,8 @@ def info(
     if d["config"]["model"]["arch"] == "none":
         out.print("no autoencoder: this model scores with ImageNet features alone (anomaly.autoencoder, "
                   "docs/anomaly.md)", highlight=False)
-    from aedetect.anomaly.reliability import reliability_line
-    from aedetect.anomaly.selectreport import selection_line
+    from aedetect.anomaly.calibration.reliability import reliability_line
+    from aedetect.anomaly.selection.selectreport import selection_line
 
     for line in (reliability_line(d.get("calibration") or {}), selection_line(d.get("calibration") or {})):
         if line:

@@ -18,7 +18,7 @@ def merge(
     heatmaps: Annotated[bool, typer.Option("--heatmaps/--no-heatmaps", help="Copy the shards' heat maps into the joined run.")] = True,
 ) -> None:
     """Join sharded score runs: the same scores.csv rows and metrics.json as one process."""
-    from aedetect.anomaly.merge import merge_scores
+    from aedetect.anomaly.jobs.merge import merge_scores
     from aedetect.cli.score import print_report
 
     print_report(merge_scores(list(shards), out, copy_heatmaps=heatmaps))

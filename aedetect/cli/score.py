@@ -13,7 +13,7 @@ from aedetect.cli.params import (AbnormalDir, BatchSize, DataRoot, InferenceDevi
 from aedetect.util.progress import console, plain
 
 if TYPE_CHECKING:
-    from aedetect.anomaly.score import ScoreReport
+    from aedetect.anomaly.jobs.score import ScoreReport
 
 METRIC_ROWS = (("image_auroc", "image AUROC"), ("image_ap", "image AP"),
                ("f1_at_threshold", "F1 at threshold"), ("best_f1", "best F1"),
@@ -46,14 +46,14 @@ def score(
     Exit codes: 0 done; 1 error; 2 an image was flagged (with --fail-on-anomaly only);
     64 usage error.
     """
-    from aedetect.anomaly.scoreopts import check_score_options
+    from aedetect.anomaly.jobs.scoreopts import check_score_options
 
     # before torch is even imported:
     check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
     from aedetect.data.shard import resolve_shard
 
     part = resolve_shard(shard)
-    from aedetect.anomaly.score import score_data
+    from aedetect.anomaly.jobs.score import score_data
 
     rep = score_data(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,

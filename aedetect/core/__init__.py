@@ -1,7 +1,8 @@
-"""The core every head shares: typed config and presets, the CAE, the one training loop,
-``fit``, the model file, losses, latent codes, plots and the task-head registry.
+"""The core every head shares: typed config and presets, the task-head registry (heads), the
+network (model/), the model file (modelfile/) and the one training pipeline (training/).
 
 May import ``aedetect.data``, ``aedetect.util`` and ``aedetect.errors``; never a head
 (``anomaly``, ``denoise``), ``inspect`` or ``cli``: heads are found through the registry
-in :mod:`aedetect.core.heads`.
+in :mod:`aedetect.core.heads`. Inside, rooms import downwards only (config, heads, presets <-
+model <- modelfile <- training; tests/test_layout.py).
 """

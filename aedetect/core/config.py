@@ -31,8 +31,8 @@ DOWNSAMPLING = ("maxpool", "avgpool", "stride", "none")
 UPSAMPLING = ("nearest", "bilinear", "transpose", "unpool")
 NORMS = ("none", "batch", "instance", "group")
 BOTTLENECKS = ("conv", "dense")
-ARCHS = ("conv", "mlp", "dncnn", "ffdnet", "none")  # dncnn, ffdnet: aedetect.core.plainnets;
-# none: no autoencoder at all (the anomaly head's ImageNet-feature scoring, aedetect.anomaly.plan)
+ARCHS = ("conv", "mlp", "dncnn", "ffdnet", "none")  # dncnn, ffdnet: aedetect.core.model.plainnets;
+# none: no autoencoder at all (the anomaly head's ImageNet-feature scoring, aedetect.anomaly.selection.plan)
 DECODER_ORDERS = ("up_conv", "conv_up")
 LOSSES = ("mse", "l1", "bce", "ssim", "l1+ssim", "mse+ssim")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -61,7 +61,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class ModelConfig:
-    """Architecture of the convolutional autoencoder (see aedetect.core.cae).
+    """Architecture of the convolutional autoencoder (see aedetect.core.model.cae).
 
     ``widths`` are the encoder channels per level; each level but the last-with-``down=none``
     halves the resolution. ``decoder_widths`` defaults to the mirror of the encoder.
@@ -143,7 +143,7 @@ class TrainConfig:
     grid_every: int = 1
     max_images: int | None = None
     # Seconds of training after which no new epoch starts: ``fit --time-budget``; 0 = no limit,
-    # None = the head's choice (the anomaly head's aedetect.anomaly.plan.AUTO_BUDGET_S, no limit
+    # None = the head's choice (the anomaly head's aedetect.anomaly.selection.plan.AUTO_BUDGET_S, no limit
     # for the others). The best epoch so far is kept, so a budget gives a usable model.
     time_budget: float | None = None
 
@@ -350,7 +350,7 @@ def validate(cfg: Config) -> None:
 
 
 def _check_plain(cfg: Config) -> None:
-    """The denoising nets (aedetect.core.plainnets) and the noise-level input belong to the
+    """The denoising nets (aedetect.core.model.plainnets) and the noise-level input belong to the
     denoise head: they predict noise, so as anomaly models they would learn the identity."""
     m = cfg.model
     if m.plain and cfg.task != "denoise":

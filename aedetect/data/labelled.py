@@ -193,7 +193,7 @@ class ScoringStream:
     def masks_ok(self) -> bool:
         raise NotImplementedError
 
-    # What masks_ok is made of, kept apart so that shards can be merged (anomaly/merge.py):
+    # What masks_ok is made of, kept apart so that shards can be merged (anomaly/jobs/merge.py):
     # every readable anomalous image had a mask; some readable image had a mask.
     all_anomalous_masked: bool = True
     any_masked: bool = False

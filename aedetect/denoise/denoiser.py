@@ -70,7 +70,7 @@ class Denoiser:
     # ---- training / loading -------------------------------------------------------------
     def fit(self, images: str | Path | ImageSet | list[np.ndarray] | np.ndarray, out: str | Path | None = None) -> "Denoiser":
         """Train on clean images (a folder, an ImageSet, or arrays of any sizes); writes a run folder."""
-        from aedetect.core.fit import fit
+        from aedetect.core.training.fit import fit
 
         data: Any = images
         if isinstance(images, Path):
@@ -100,8 +100,8 @@ class Denoiser:
             return gray
         sigma = parse_sigma(sigma)
         check_ensemble(ensemble)
-        from aedetect.core.modelfile import load_model, read_checked
-        from aedetect.core.train import resolve_device
+        from aedetect.core.modelfile.file import load_model, read_checked
+        from aedetect.core.training.train import resolve_device
 
         from aedetect.core.checks import check_device
 

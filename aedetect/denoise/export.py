@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aedetect.core.cae import padded
-from aedetect.core.modelfile import ModelFile
-from aedetect.core.onnx import base_metadata, export_copy, export_onnx
+from aedetect.core.model.cae import padded
+from aedetect.core.modelfile.file import ModelFile
+from aedetect.core.modelfile.onnx import base_metadata, export_copy, export_onnx
 from aedetect.denoise.tiling import DEFAULT_OVERLAP
 from aedetect.errors import ExportError
 

@@ -1,7 +1,7 @@
 """First-layer filters and activation maps, captured with forward hooks.
 
 The "first layer" is the first convolution (``encoder[0].convs[0]``) of a
-:class:`~aedetect.core.cae.ConvAutoencoder`, or the first Linear layer of the ``mlp`` arch,
+:class:`~aedetect.core.model.cae.ConvAutoencoder`, or the first Linear layer of the ``mlp`` arch,
 whose weight rows are shown as images of the input's shape. "Before and after the activation
 function" are the input and output of that layer's activation module (a pre-hook clones
 the input before an in-place ReLU overwrites it). The decoder's output is probed the same
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from aedetect.core.codes import grid_shape
+from aedetect.core.model.codes import grid_shape
 
 
 @dataclass

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aedetect.core.modelfile import ModelFile, load_model
+from aedetect.core.modelfile.file import ModelFile, load_model
 from aedetect.data.imageset import ImageSet, float_to_unit
 from aedetect.util.text import printable
 from aedetect.errors import AedetectError
 from aedetect.util.fsutil import new_run_dir
 from aedetect.inspect import probe as pr
-from aedetect.core.codes import encode_set, grid_shape, interpolate, why_no_decode
+from aedetect.core.model.codes import encode_set, grid_shape, interpolate, why_no_decode
 from aedetect.inspect.html import write_index
 from aedetect.core.plots import save_tile_grid
 from aedetect.util.progress import progress_bar

@@ -93,8 +93,8 @@ def run_sweep(data: str | ImageSet, points: list[SweepPoint], out: str | Path | 
               normal_class: int | None = None, tensorboard: str | Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Fit every point into OUT/<label>/, then write OUT/sweep.csv and OUT/sweep.png."""
     from aedetect.core.config import deep_merge
-    from aedetect.core.fit import fit
-    from aedetect.core.codes import code_size
+    from aedetect.core.training.fit import fit
+    from aedetect.core.model.codes import code_size
 
     if not points:
         raise ConfigError("sweep: no points (give --latent or --vary)")
