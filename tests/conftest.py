@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Under pytest-xdist the workers share the cores: each worker, and every process a test starts,
+# gets its share of threads instead of all of them (set before torch is imported).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _SHARE = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ.setdefault("OMP_NUM_THREADS", _SHARE)
+    os.environ.setdefault("MKL_NUM_THREADS", _SHARE)
 if SHARED_DATA.is_dir():
     # Datasets by name (mnist) are read from the offline copy beside the checkout.
     os.environ.setdefault("AEDETECT_DATA_ROOT", str(SHARED_DATA))
