@@ -136,22 +136,18 @@ class AnomalyDetector:
         on it instead of the target-FPR one.
         """
         from aedetect.anomaly.head import AnomalyHead
-        from aedetect.core.training.fit import calibration_data, fit_or_restart, prepare_data
+        from aedetect.core.training.fit import calibration_data, fit_or_restart, prepare_data, split_images
         from aedetect.core.training.train import Trainer, initial_model
 
         cfg = self._config()
         head = AnomalyHead()
         head.ready(cfg)
         data = prepare_data(as_imageset(images, cfg), cfg)
-        # The same three-way split as `aedetect fit`; no run folder unless ``out`` is given.
-        train, val = data.split(cfg.train.val_fraction, cfg.train.seed)
-        if calibration is None:
-            train, calib = head.calibration_split(train, val, cfg)
-            top_up: ImageSet | None = val  # held out of the same images as `calib`
-        else:
-            calib = calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
-            top_up = None
-        cfg = head.plan(cfg, train, calib, top_up)  # maybe no network to train (aedetect.anomaly.selection.plan)
+        given = None if calibration is None else calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
+        # The pipeline of `aedetect fit` (aedetect.core.training.fit), with no run folder unless
+        # ``out`` is given: the same split, plan, training with one restart, calibration.
+        parts = split_images(head, data, cfg, given)
+        cfg = head.plan(cfg, parts.train, parts.calib, parts.top_up)  # maybe no network to train
 
         def new_trainer(output_mean: float | None = None) -> Trainer:
             model = initial_model(cfg)
@@ -160,11 +156,12 @@ class AnomalyDetector:
             return Trainer(model, cfg, run_dir=self.out)
 
         # A collapsed output is restarted once, as `aedetect fit` does (aedetect.core.training.fit).
-        trainer, result = fit_or_restart(new_trainer(), new_trainer, train, val, cfg)
+        trainer, result = fit_or_restart(new_trainer(), new_trainer, parts.train, parts.val, cfg)
         self.model_ = result.model.eval()
         self.config_ = cfg
         self.device = str(trainer.device)  # 'auto' resolved: scoring runs where training ran
-        self.calibration_ = head.calibrate(result.model, calib, cfg, trainer.device, train=train, early_stopping=top_up)
+        self.calibration_ = head.calibrate(result.model, parts.calib, cfg, trainer.device, train=parts.train,
+                                           early_stopping=parts.top_up)
         self.history_ = result.history
         if validation is not None:
             val = as_imageset(validation, self.config_)

@@ -40,6 +40,30 @@ class FitOutput:
     data: ImageSet
 
 
+@dataclass
+class Split:
+    """The images of one fit: ``train`` (the network learns them), ``val`` (early stopping),
+    ``calib`` (the head calibrates on them) and ``top_up`` (held-out normals the anomaly
+    selection may add: ``val`` where ``calib`` was held out of the same images, else None)."""
+
+    train: ImageSet
+    val: ImageSet
+    calib: ImageSet
+    top_up: ImageSet | None
+
+
+def split_images(head: Any, images: ImageSet, cfg: Config, calibration: ImageSet | None = None) -> Split:
+    """The split every fit makes (``aedetect fit``, ``AnomalyDetector.fit``): validation by
+    ``train.val_fraction`` and ``train.seed``; then the head's own calibration images held out
+    of the training part, unless separate ``calibration`` images are given (the honest choice
+    when the images are overlapping crops of one picture)."""
+    train, val = images.split(cfg.train.val_fraction, cfg.train.seed)
+    if calibration is not None:
+        return Split(train, val, calibration, None)
+    train, calib = head.calibration_split(train, val, cfg)
+    return Split(train, val, calib, val)
+
+
 def resume_config(run_dir: str | Path) -> Config:
     """The config an interrupted run was started with (from its checkpoint)."""
     ckpt = Path(run_dir) / "checkpoint.safetensors"
@@ -190,13 +214,10 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
     images = prepare_data(head.training_data(data, cfg, normal_class=normal_class, data_root=data_root), cfg)
     given_calib = None if calibration is None else calibration_data(head, calibration, cfg, data_root, images)
     run_dir = Path(resume) if resume is not None else on_main(dist, lambda: new_run_dir(out))
-    train_set, val_set = images.split(cfg.train.val_fraction, cfg.train.seed)
-    if given_calib is None:  # a head may hold out its own calibration images (unseen by training and early stopping)
-        train_set, calib_set = head.calibration_split(train_set, val_set, cfg)
-    else:
-        calib_set = given_calib
+    parts = split_images(head, images, cfg, given_calib)
+    train_set, val_set = parts.train, parts.val
     if resume is None and init is None:  # what is trained at all (the anomaly head: maybe no network)
-        cfg = head.plan(cfg, train_set, calib_set, val_set if given_calib is None else None)
+        cfg = head.plan(cfg, parts.train, parts.calib, parts.top_up)
     corrupt = head.corruption(cfg)
     _check_launch(dist, train_set, cfg)
     tb = None
@@ -232,21 +253,22 @@ def _fit(data: str | ImageSet, cfg: Config, out: str | Path | None, dist: distri
         return FitOutput(run_dir=run_dir, model_path=model_path, result=result, data=images)
     result.extra.update(init_val_loss=init_val, init=init_name)
     try:
-        return _finish(head, result, trainer, images, train_set, val_set, calib_set, cfg, data, run_dir,
+        return _finish(head, result, trainer, images, parts, cfg, data, run_dir,
                        normal_class=normal_class, data_root=data_root,
                        calibration_source=None if calibration is None else source_name(calibration))
     finally:
         dist.barrier()
 
 
-def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, train_set: ImageSet,
-            val_set: ImageSet, calib_set: ImageSet, cfg: Config, data: str | ImageSet, run_dir: Path, *,
+def _finish(head: Any, result: FitResult, trainer: Trainer, images: ImageSet, parts: Split,
+            cfg: Config, data: str | ImageSet, run_dir: Path, *,
             normal_class: int | None, data_root: str | None, calibration_source: str | None = None) -> FitOutput:
     """Calibrate the head and write the model files, summary and metrics (rank 0)."""
     # The early-stopping split may top up the anomaly selection's normals only when the head
     # held the calibration images out of the same images (given ones may be crops of one picture).
-    calibration = head.calibrate(result.model, calib_set, cfg, trainer.device, train=train_set,
-                                 early_stopping=val_set if calibration_source is None else None)
+    calibration = head.calibrate(result.model, parts.calib, cfg, trainer.device, train=parts.train,
+                                 early_stopping=parts.top_up)
+    train_set, val_set, calib_set = parts.train, parts.val, parts.calib
     source = source_name(data)
     training: dict[str, Any] = {
         **result.summary(), "data": source, "normal_class": normal_class,
