@@ -46,9 +46,8 @@ latent_metric       ``euclidean`` or ``cosine`` (vectors scaled to unit length f
 latent_bank         ``calib``: the bank is the calibration images (each scored without itself);
                     ``train``: a seeded sample of at most ``latent_bank_size`` training images,
                     and the calibration images are scored against it like new images (calib).
-latent_bank_size    at most this many training images in a ``train`` bank (6000; 2000 gave
-                    97.01 against 97.52 mean validation AUROC on one-class MNIST's training
-                    split, bench/select_objective_val.py; the bank is stored in the model file).
+latent_bank_size    at most this many training images in a ``train`` bank (6000; the bank is
+                    stored in the model file; docs/decisions/0008).
 latent_k            neighbours for the latent score (5).
 latent_weight       weight of the latent part (1.0).
 recon_weight        weight of the reconstruction part (1.0); 0 = the latent score alone.
@@ -77,10 +76,8 @@ select              label-free choice of the scoring settings at fit time
 select_pretrained   whether the ImageNet candidates are tried (where the weights are installed):
                     ``auto`` (default) the ``pretrained`` map on surfaces and the ``pretrained``
                     latent vector on aligned objects (``select_objective = auto``'s test below),
-                    each where it was chosen; ``on`` both everywhere; ``off`` neither. On
-                    one-class MNIST's training split the vector lifted the pick from 96.63 to
-                    98.08 with 121 training images per digit (20 models, 17 better, 1 worse) and
-                    left it at 99.25 against 99.22 with 4,800 (bench/select_objective_val.py).
+                    each where it was chosen; ``on`` both everywhere; ``off`` neither
+                    (docs/decisions/0010).
 select_budget       seconds the selection may spend after its first candidates, past which the
                     candidates not yet scored are skipped and counted in the record; 0 (default)
                     = no limit. Its work is bounded without it (``select_images``, the pixels
@@ -94,21 +91,18 @@ select_families     the synthetic anomaly families it scores against (a list, se
                     all twelve; aligned as ``select_objective = auto`` tells them apart.
 select_draws        synthetic anomalies per held-out normal image and family: a number, or
                     ``auto`` (default): enough for 64 per family (4 for 17 images, 1 from 64
-                    images on), so that a few held-out images still rank the candidates.
+                    images on), so that a few held-out images still rank the candidates
+                    (docs/decisions/0007).
 select_sources      the latent vectors its kNN candidates use (all that the model has of
                     ``code``, ``features``, ``pixels``); leave ``pixels`` out to keep the
                     training images themselves (32x32 at most, float16) out of the model file.
 select_combine      how a candidate's image AUROCs per family are combined: ``mean``
-                    (default) or ``median`` (on one-class MNIST's training split it picked
-                    97.88 against 97.51 with 1,000 training images per digit but 95.68
-                    against 97.52 with 4,800: bench/select_objective_val.py).
+                    (default) or ``median`` (kept to reproduce docs/decisions/0005).
 select_top_up       when fewer than ``select_images`` held-out normal images exist, add
                     images of the early-stopping split (unseen by training; the threshold
                     is still set on the held-out ones alone) up to that many, unless the
                     calibration images were given separately, which may overlap the
-                    training images (true). On one-class MNIST's training split with 121
-                    training images per digit (16 + 12 normals, 30 models) the pick scored
-                    96.61 against 96.14 with the 16 alone (bench/select_topup_val.py).
+                    training images (true; docs/decisions/0007).
 autoencoder         whether an autoencoder is trained at all (aedetect.anomaly.selection.plan): ``on``,
                     ``off`` (ImageNet features alone), or ``auto`` (default): before training,
                     the ImageNet candidates are ranked by the label-free objective below, and
@@ -120,8 +114,8 @@ select_objective    what the selection maximises: ``image`` (the image AUROC ave
                     over the families), ``image+pixel`` (half that, half the pixel AUROC of
                     the candidate's map on the local families' masks) or ``auto`` (default):
                     ``image`` for aligned objects (the mean image explains at least a tenth of
-                    the pixel variance: digits 0.44-0.82), ``image+pixel`` for surfaces
-                    (textures, micrographs: 0.001-0.016).
+                    the pixel variance), ``image+pixel`` for surfaces (textures, micrographs;
+                    docs/decisions/0005).
 ==================  ========================================================================
 """
 
@@ -153,16 +147,9 @@ SCORING_KEYS = frozenset({"map", "mix", "ssim_window", "smooth_sigma", "score", 
                           "pretrained_scale", "pretrained_bank", "pretrained_coreset"})
 FAMILY_NAMES = ("patch", "scratch", "stain", "hole", "blur", "shift",
                 "cutpaste", "mix", "elastic", "affine", "mirror", "contrast")  # aedetect.anomaly.selection.synthetic
-# ``select_families = auto`` on aligned objects: the families that change a shape. On one-class
-# MNIST's training split (1,000 training images per digit, 256 held-out normals against 256
-# other digits, seed 0, bench/select_family_val.py) the candidate each family alone would pick
-# scored 98.29 (elastic), 98.29 (mirror), 98.25 (affine), 97.94 (cutpaste) on the real anomalies,
-# against 82.40 (contrast), 87.76 (shift), 89.19 (mix) and 90.15 (stain). A new digit is a new
-# shape, not a new intensity. ``cutpaste`` is left out: its pasted rectangle leaves a seam that
-# an error map sees and a new digit does not have; with all 4,800 training images per digit its
-# ranking of the candidates agreed least with the real one (Spearman 0.28, the other three
-# 0.66-0.85), and the three without it picked 99.30 against 99.11 with it (98.33 against 98.35
-# with 1,000 images, 96.97 against 97.07 with 121, within the noise there).
+# ``select_families = auto`` on aligned objects: the families that change a shape (a new digit
+# is a new shape, not a new intensity); ``cutpaste`` is left out, its pasted rectangle leaves a
+# seam an error map sees (docs/decisions/0006).
 OBJECT_FAMILIES = ("elastic", "affine", "mirror")
 
 

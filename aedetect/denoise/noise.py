@@ -206,7 +206,7 @@ class NoiseModel:
 
     def __call__(self, x: Tensor, g: torch.Generator) -> Tensor:
         """The noisy batch; with ``noise_map`` one more channel holds each image's sigma / 255
-        (the model's noise-level input, see aedetect.core.plainnets)."""
+        (the model's noise-level input, see aedetect.core.model.plainnets)."""
         n = x.shape[0]
         sigmas = torch.zeros(n)
         kinds = self.recipe.kinds

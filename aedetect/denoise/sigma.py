@@ -4,10 +4,10 @@ The finest diagonal wavelet band of a natural image is mostly noise, and the med
 value of a Gaussian's samples is 0.6745 sigma: Donoho and Johnstone's robust estimator, the one
 scikit-image's ``estimate_sigma`` uses, here on the orthonormal Haar band so it needs no
 PyWavelets and runs in torch on the image's own device. Edges and texture also reach that band,
-so images read high, the more so the lower the noise: on 100 Train400 images (training images,
-never a test set) the raw estimate was 3.83 on average for noise-free images, 16.56 at sigma
-15, 50.57 at sigma 50. Those means, :data:`RAW_AT`, map the raw estimate back to the level
-that gives it on average. The error that remains on Set12 is in docs/benchmarks-denoise.md.
+so images read high, the more so the lower the noise. :data:`RAW_AT` (the mean raw estimate
+on 100 Train400 training images at each level) maps the raw estimate back to the level that
+gives it on average. Its figures and the error that remains on Set12:
+docs/benchmarks/denoise.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """A threshold at a false-positive rate that the calibration set is too small to resolve.
 
-Why: with n normal calibration images, an order statistic of their scores cannot go past the
-highest one, whose false-positive rate on new normal images is 1 / (n + 1) on average: 5.6 %
-for the 17 calibration images of one class of scikit-learn's 8x8 digits, against a 1 % target
-(the suite measured 9.0 %). A fit of the scores' upper tail can extrapolate past the highest
-score. Here the scores above their median are taken as the median plus exponential excesses
-(the peaks-over-threshold model with a zero shape, which suits the light-to-moderate tails of
-distances and mean errors), and the threshold is the prediction bound for one new score, so
-that its false-positive rate is the target on average over the estimate. It is used only where
-the order statistic cannot resolve the target; which rule was used is recorded.
-
-Chosen on one-class MNIST's *training* split (bench/threshold_tail_val.py, 10 digits, 400 draws
-of each calibration size): at 17 images and a 1 % target, the highest score flagged 5.5 % of new
-normal digits, a log-normal prediction bound 2.5 % (too light a tail: 2.4 % even at 200 images),
-this bound 0.8 % (87 % of draws within 2x of the target).
+Why: with n normal calibration images, an order statistic cannot go past the highest score,
+whose false-positive rate on new normal images is 1 / (n + 1) on average (5.6 % for 17 images
+against a 1 % target). Here the scores above their median are taken as the median plus
+exponential excesses (peaks over threshold with a zero shape), and the threshold is the
+prediction bound for one new score, so that its false-positive rate is the target on average.
+It is used only where the order statistic cannot resolve the target; which rule was used is
+recorded. Chosen against the alternatives in docs/decisions/0009.
 """
 
 from __future__ import annotations

@@ -3,24 +3,16 @@ blocks of EfficientNet-Lite0, whose weights come from the ``efficientnet-lite0-p
 package (Apache-2.0, installed with aedetect; the file it ships is the TensorFlow release's
 ImageNet weights in PyTorch's layout, top-1 75 %).
 
-Why a pretrained network: on stochastic textures (grass, gravel) neither a reconstruction
-error nor the autoencoder's own features outline a defect well (pixel AUROC 0.86-0.87 in the
-suite), because a model trained on a few hundred crops of one texture has not learnt features
-that tell its normal variation from a defect. Features learnt on ImageNet do, which is why the
-strongest published methods (PatchCore, PaDiM) compare them. Why EfficientNet-Lite0: it is
-the one set of ImageNet weights that installs from a package registry with no download at run
-time, and its first blocks are small (0.53 M parameters, 2.9 MB of the model file, which keeps them so
-that it scores where the package is missing).
+Why: a model trained on a few hundred crops of one stochastic texture has not learnt features
+that tell its normal variation from a defect; ImageNet features do (as in PatchCore, PaDiM).
+EfficientNet-Lite0 is the one set of ImageNet weights that installs from a package registry
+with no download at run time, and its first blocks are small (0.53 M parameters, 2.9 MB, kept
+in the model file so that it scores where the package is missing).
 
-What is compared: the outputs of blocks 2, 4 and 10 (strides 4, 8 and 16 of the network's
-input: 24, 40 and 112 channels), each averaged over a 3x3 neighbourhood, brought to the
-stride-4 grid and stacked (176 numbers per location), as PatchCore stacks two levels of a
-ResNet. Small images are enlarged first (``pretrained_scale``), so that a 64-pixel crop gives
-a 32x32 grid. Chosen on the calibration band of grass and gravel, never the suite's test band
-(bench/pretrained_map_val.py, sigma 0, pixel AUROC / AUPRO / image AUROC: blocks 2, 4, 10 at 2x
-95.5 / 88.4 / 94.5 grass, 97.3 / 92.2 / 97.8 gravel; blocks 4, 10 at 2x 95.2 / 85.4 / 92.8,
-96.9 / 88.6 / 95.2; at 4x 95.2 / 89.4 / 92.8, 97.6 / 93.4 / 96.0 for three times the CPU;
-blocks 2, 4 at 3x 93.4 / 87.7 / 90.5, 95.2 / 89.8 / 94.8).
+What is compared: the outputs of blocks 2, 4 and 10 (strides 4, 8, 16: 24, 40 and 112
+channels), each averaged over 3x3, brought to the stride-4 grid and stacked (176 numbers per
+location); small images are enlarged first (``pretrained_scale``). Chosen on validation data:
+docs/decisions/0010.
 """
 
 from __future__ import annotations
@@ -49,15 +41,12 @@ CHANNELS = 24 + 40 + 112
 POOL = 3
 WEIGHTS_ENV = "AEDETECT_BACKBONE_WEIGHTS"  # a .pth file instead of the package's (same layout)
 TARGET_SIDE = 128  # ``pretrained_scale = auto`` enlarges the shorter side to at least this
-# ... and for the latent vector (``latent_source = pretrained``) to at least this: on one-class
-# MNIST's training split (1,000 training images, 1,000 + 1,000 validation images, seed 0, the
-# vector on a 4x4 grid, cosine kNN) digit 8 scored 97.49 / 98.53 / 97.25 at scales 1 / 2 / 4,
-# digit 7 97.26 / 97.74 at 1 / 2 (bench/pretrained_latent_val.py): a whole-image vector wants the
-# object at about ImageNet's object scale, a pixel map a fine grid.
+# ... and for the latent vector (``latent_source = pretrained``) to at least this: a whole-image
+# vector wants the object at about ImageNet's object scale, a pixel map a fine grid
+# (docs/decisions/0010).
 LATENT_TARGET_SIDE = 56
-# The latent vector's grid: 2x2 (704 numbers) scored 98.44 / 97.85 on digits 8 / 7 there, 4x4
-# 98.53 / 97.74, 7x7 98.64 / 97.87; a bank of 6,000 vectors is 8 MB of the model file at 2x2,
-# 34 MB at 4x4 and 100 MB at 7x7.
+# The latent vector's grid: 2x2 (704 numbers) scores about as well as finer grids and keeps the
+# bank small in the model file (docs/decisions/0010).
 LATENT_GRID = 2
 MAX_SCALE = 4
 PIXELS_PER_PASS = 64 * 128 * 128  # input pixels per pass of the extractor (feature_batch)

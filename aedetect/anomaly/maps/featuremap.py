@@ -1,14 +1,10 @@
 """The ``features`` anomaly map: how far each location's encoder features are from the nearest
 features seen on normal training images.
 
-Why: a reconstruction error only works where the autoencoder can reconstruct the detail. On
-stochastic textures (grass, gravel, fabric, sand) it cannot, the error is bright everywhere and
-a defect barely stands out (pixel AUROC 0.51 on scikit-image's grass). Comparing local feature
-statistics instead of pixels is what feature-memory methods such as PatchCore do with
-pretrained networks; here the features come from the model's own encoder, trained on the
-user's normal images, so nothing is downloaded. Measured on the texture benchmark
-(docs/benchmarks-anomaly.md): grass 0.51 -> 0.88 and gravel 0.75 -> 0.89 pixel AUROC, brick
-0.981 -> 0.976.
+Why: on stochastic textures (grass, gravel, sand) the autoencoder cannot reconstruct the
+detail, so the error is bright everywhere. Comparing local features instead of pixels is what
+PatchCore does with pretrained networks; here they come from the model's own encoder, so
+nothing is downloaded. Measured: docs/decisions/0002 (and 0003 for the level and window).
 
 The bank: feature vectors of the training images at every location, a seeded random sample of
 at most ``feature_bank`` of them, stored (float16) in the model file's calibration record.

@@ -27,13 +27,10 @@ def latent_vectors(z: Tensor, skips: list[Tensor], s: AnomalySettings, x: Tensor
 
     ``latent_source = code``: the code, pooled to at most 4x4. ``features``: a level's feature
     map averaged to a ``latent_grid`` grid, which keeps where in the image each feature fired;
-    on one-class MNIST the deepest level at 7x7 with the cosine metric and a bank of training
-    images, added to the SSIM map's mean, scored mean AUROC 99.03 against 98.43 with the code
-    instead (docs/benchmarks-anomaly.md). ``cosine``
-    scales each vector to unit length, so the distance compares the pattern of the features,
+    on one-class MNIST it beat the code (docs/decisions/0001, 0008). ``cosine`` scales each vector to unit length, so the distance compares the pattern of the features,
     not their overall strength. ``pixels``: the input itself (as the model sees it), averaged to
     at most 32x32: the raw-pixel kNN that is the strongest simple baseline on small aligned
-    data (the 8x8 digits: 99.70 against the CAE's 99.16), here a candidate next to the model's
+    data (docs/benchmarks/anomaly.md), here a candidate next to the model's
     own vectors, so the selection can add it where it helps. ``pretrained``: ImageNet features
     (aedetect.anomaly.maps.backbone) of the image enlarged to about 56 pixels, averaged to a 2x2
     grid (704 numbers): what a network that has seen a million pictures finds in the whole

@@ -1,17 +1,13 @@
 """The ``learned`` anomaly map: a small segmentation network that reads the input and the
 autoencoder's residual and says which pixels are anomalous, trained on self-made anomalies.
 
-Why: on stochastic textures neither the reconstruction error nor the encoder-feature distance
-finds every defect. A flat blob of a foreign material inside grass looks, locally, like the
-grass's own out-of-focus patches (feature map: pixel AUROC 0.67 on such patches). What gives it
-away is its outline and its place among the blades, which a network can learn to see once it
-is shown examples. The normal images are all we have, so the examples are made from them, as
-in DRAEM (Zavrtanik et al., ICCV 2021, reconstructive plus discriminative sub-networks): a
-random smooth blob of each training image is replaced by a transformed piece of another
-training image, blurred, or changed in brightness and contrast. No other image source is used,
-so the defects the benchmark tests with (another texture pasted in, scratches, stains, holes;
-aedetect.anomaly.selection.defects) are never shown. Measured on the texture benchmark
-(docs/benchmarks-anomaly.md): grass 0.88 -> 0.97 and gravel 0.90 -> 0.99 pixel AUROC.
+Why: on stochastic textures a flat blob of foreign material looks, locally, like the texture's
+own out-of-focus patches, so neither the reconstruction error nor the feature distance finds
+it; its outline and place give it away, which a network learns once shown examples. They are
+made from the normal images alone, as in DRAEM (Zavrtanik et al., ICCV 2021): a smooth blob of
+a training image replaced by a transformed piece of another, blurred, or changed in
+brightness and contrast; the benchmark's defects (aedetect.anomaly.selection.defects) are
+never shown. Measured: docs/decisions/0002.
 
 The network is small (five 3x3 convolutions of 32 channels with dilations 1, 2, 4, 8, 1, a
 33-pixel receptive field, and a 1x1 output: about 38,000 weights for grey images) and is stored

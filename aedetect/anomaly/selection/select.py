@@ -1,44 +1,14 @@
 """Label-free selection of the scoring settings (``anomaly.select``), run at calibration.
 
-Why: the best scoring differs by data (one-class MNIST wants the SSIM map's mean plus a cosine
-kNN on encoder features; brick wants the squared error's top pixels), and a user has normal
-images only, so a setting picked on a benchmark's test split does not carry over. After the
-autoencoder is trained, every candidate setting is scored on the held-out normal images of
-the calibration split against synthetic anomalies made from those same images
-(aedetect.anomaly.selection.synthetic: local and global families, on aligned objects only the four
-that change a shape, ``select_families = auto``; several per image when there are few,
-``select_draws``), and the candidate with the best
-objective is applied: its image AUROC averaged over the families, so that no one generator
-dominates; on surfaces (``select_objective = auto`` tells them from aligned objects by how
-much of the pixel variance the mean image explains, :func:`alignment`), half that and half the
-pixel AUROC of its map on the local families' masks (those covering under a quarter of the
-image), since there the heat map should outline the defect: with the image AUROC alone,
-surface models whose families were mostly global chose a code kNN score alone, with a map
-barely better than chance at outlining anything; on aligned objects the pixel half costs
-image AUROC (one-class MNIST validation data, training split only, bench/select_objective_val.py:
-94.92 against 97.00 mean AUROC over digits 3, 4 and 6). The threshold is then calibrated with
-it, as for a setting given by hand.
-
-Cost: one forward pass over the normal images and their anomalies gives the reconstructions
-and the latent vectors; every map, smoothing and aggregation candidate is recomputed from
-those, and the latent kNN candidates need one more pass over a sample of training images (the
-bank). The work is bounded by the number of held-out images and their pixels; where
-``select_budget`` is set, its seconds also bound what comes after the first map kind:
-candidates not reached in time are skipped, and the record says how many.
-
-Candidates: map ``mse`` / ``l1`` / ``ssim`` x smoothing 0 / 1 x score ``mean`` / ``topk`` 1 % /
-``topk`` 5 % / ``max``, each alone or plus a latent kNN score (bank: training images; vector:
-the code, for convolutional models the deepest encoder features on a grid, or the pixels
-themselves at up to 32x32, the raw-pixel kNN that beats small autoencoders on small aligned
-images, and on aligned objects ImageNet features of the whole image (``select_pretrained``);
-metric euclidean or cosine; weight 1 or 3; ``select_sources`` names the vectors tried), and
-each latent vector alone; on surfaces (``select_pretrained``), right after the reconstruction
-maps, the ``pretrained`` map (ImageNet features at every place, aedetect.anomaly.maps.backbone,
-ranked with a bank of 2,000 training feature vectors on every held-out normal image and a
-seeded sample of 32 anomalies of each family) x the same smoothings and its top 1 %,
-top 5 % or max; last, for convolutional models, the ``features`` map (ranked with a bank of
-5,000 training feature vectors) x the same smoothings and aggregations. The ``learned`` map is not a candidate: it needs a network trained
-for minutes.
+Why: the best scoring differs by data, and a user has normal images only. So each candidate
+(error map x smoothing x image score, alone or plus a latent kNN score; on surfaces the
+``pretrained`` map, on convolutional models the ``features`` map) is scored on the held-out
+normal images against synthetic anomalies made from them (aedetect.anomaly.selection.synthetic),
+and the best by the objective is applied before the threshold is calibrated: the image AUROC
+averaged over the families, on surfaces half that and half the pixel AUROC on the local
+families' masks (``select_objective = auto``, :func:`alignment`). One forward pass feeds every
+candidate; ``select_budget`` can bound the rest. The ``learned`` map is not a candidate (it
+trains for minutes). How these choices were measured: docs/decisions/0005-0007 and 0010.
 """
 
 from __future__ import annotations
@@ -69,8 +39,7 @@ LATENT_WEIGHTS = (1.0, 3.0)
 MAX_FLOATS = 24_000_000  # images x pixels of one selection pass: about 100 MB per map kind
 CHUNK = 256
 # Feature vectors the ``features`` map's candidates are ranked with: a sample of the bank the
-# head then builds (``feature_bank``, 30,000), since the search over every location of every
-# validation image is the costliest candidate (about 10 s for 650 64x64 crops on one core).
+# head then builds (``feature_bank``, 30,000); the search is costly (docs/decisions/0003).
 FEATURE_RANK_BANK = 5000
 # A family whose masks cover less than this share of the pixels on average is local: its masks
 # say where the anomaly is, and a candidate's map is also ranked by how well it outlines them.
@@ -78,36 +47,24 @@ LOCAL_COVERAGE = 0.25
 PIXEL_SAMPLE = 100_000  # pixels per image set the pixel AUROC is computed on (seeded)
 PIXEL_WEIGHT = 0.5  # objective = (1 - w) x image AUROC + w x pixel AUROC, where local families exist
 # ``select_objective = auto``: images whose mean image explains at least this share of the pixel
-# variance are aligned objects (ranked by image AUROC alone), the others surfaces. Measured:
-# one-class MNIST 0.44-0.53, 8x8 digits 0.69-0.82; crops of brick, grass, gravel, cell, stained
-# tissue and moon 0.001-0.016.
+# variance are aligned objects (ranked by image AUROC alone), the others surfaces (the values
+# measured on the benchmark data: docs/anomaly.md).
 ALIGNED = 0.1
 # ``select_draws = auto``: with few held-out normal images, each is given several anomalies of
-# each family, so that a family has at least MIN_ANOMALIES. On one-class MNIST's training split
-# with 125 training images and 17 held-out normals per digit (as the 8x8 digits row has; 30
-# models, bench/select_small_val.py) 4 draws picked 96.97 against 96.75 for one.
+# each family, so that a family has at least MIN_ANOMALIES (docs/decisions/0007).
 MIN_ANOMALIES = 64
 PRETRAINED_CHUNK = 64  # images per pass of the pretrained extractor (its activations at 2x are large)
 # Pretrained feature vectors its candidates are ranked with (the head then keeps
-# ``pretrained_bank``, 10,000): the nearest-neighbour search over 176 numbers at every stride-4
-# location is the costliest candidate (1,160 crops of 64x64 on one core: 29 s of features plus
-# 47 s of search with 5,000 vectors, 19 s with 2,000).
+# ``pretrained_bank``, 10,000): its search is the costliest candidate (docs/decisions/0010).
 PRETRAINED_RANK_BANK = 2000
 # Anomalies of each family the pretrained map's candidates are ranked on (with every held-out
-# normal image): its extractor at 2x is the selection's costliest pass, and the demo's selection
-# ran past its budget on it (1,885 crops). None: all of them. With 32, on the six surfaces'
-# calibration bands (the suite's models, seed 0, bench/select_pretrained_rank_val.py), the pick
-# stayed on five and went from top 5 % to top 1 % on grass (0.9458 / 0.9429 image AUROC on its
-# validation defects, bench/pretrained_map_val.py); on the five rows timed side by side the selection
-# took 43-61 s instead of 63-98 s.
+# normal image): its extractor at 2x is the selection's costliest pass. None: all of them.
+# 32 kept the pick and took a third off the time (docs/decisions/0010).
 PRETRAINED_RANK_ANOMALIES: int | None = 32
 # The pretrained map's image scores: its top pixels, not its mean. The map measures how new
 # each place looks; its mean over the image measures how far the whole crop drifts, which is
 # what a crop from another part of the picture does, so it ranks defects worse and flags new
-# normal crops: on the six surfaces' validation bands (defects in the calibration band, seed
-# 200, bench/pretrained_map_val.py, sigma 1) the mean scored 0.83-0.99 image AUROC against
-# 0.94-1.00 for the top 1 %, top 5 % and max, and the suite's first run with the mean among the
-# candidates chose it in 8 of 18 models (grass, cell, moon, one tissue model).
+# normal crops (docs/decisions/0010).
 PRETRAINED_AGGREGATIONS: tuple[tuple[str, float], ...] = (("topk", 1.0), ("topk", 5.0), ("max", 1.0))
 MAX_DRAWS = 8
 LOCAL_DEFECTS = ("patch", "scratch", "stain", "hole")  # families_of: local defects on aligned objects
@@ -402,8 +359,7 @@ def select_settings(model: nn.Module, holdout: ImageSet, train: ImageSet | None,
     ``top_up``: more normal images the model did not train on (the early-stopping split; the
     caller passes it only under ``select_top_up``), added when ``holdout`` has fewer than
     ``select_images``: with 17 held-out images the pick
-    is noisy; 16 + 12 picked 96.61 against 96.14 on one-class MNIST's training split
-    (bench/select_topup_val.py, 30 models of 121 training images)."""
+    is noisy (docs/decisions/0007)."""
     t0 = time.perf_counter()
     seed = cfg.train.seed
     val = Validation(model, holdout, cfg, s, device, seed, top_up)

@@ -1,20 +1,14 @@
 """Two speed settings for PyTorch's convolutions: memory format and denormal floats.
 
 Memory format: oneDNN's CPU convolutions and cuDNN's tensor cores are faster on channels_last
-(NHWC) tensors than on PyTorch's default NCHW; measured on the 2-core Xeon, a training step of
-the ``small`` preset 1.6x, a 512x512 denoise with the ``denoise-unet`` preset 1.55x
-(2.51 s vs 1.62 s, outputs equal within one grey level) and scoring 3,000 MNIST images with
-the one-class recipe 1.45x (2.90 s vs 2.00 s, scores equal within 5e-7 relative). :func:`preferred_memory_format`
-says which layout a model should use; training and every model file load apply it.
+(NHWC) tensors than on PyTorch's default NCHW. :func:`preferred_memory_format` says which
+layout a model should use; training and every model file load apply it.
 
-Denormal floats, flushed to zero while aedetect trains on the CPU. Why: an autoencoder with a sigmoid output drives the background pixels of its output towards
-0, and sigmoid values and the gradients flowing back from them fall into the denormal range
-(below about 1e-38 in float32): measured on MNIST, 1-10% of every layer's output gradients.
-x86 CPUs compute with denormals in microcode, far slower than with normal floats, and the
-whole convolution waits for them: a CPU training epoch of the ``small`` preset on MNIST ran
-at 702 images/s with denormals and 2,193 images/s with them flushed, same process, same
-model (docs/benchmarks.md). GPUs flush them in hardware, so this changes only CPU speed; the
-values lost are below 1e-38, far under anything an 8- or 16-bit image can express.
+Denormal floats, flushed to zero while aedetect trains on the CPU. Why: a sigmoid output drives
+background pixels towards 0, and its values and gradients fall into the denormal range (below
+about 1e-38 in float32), which x86 CPUs compute in microcode, far slower. GPUs flush them in
+hardware, so this changes only CPU speed; the values lost are far under anything an 8- or
+16-bit image can express. Both speed-ups are measured in docs/benchmarks/speed.md.
 
 The catch: the flag lives in each thread's MXCSR register, and ``torch.set_flush_denormal``
 sets it only for the calling thread. PyTorch's OpenMP worker threads, once started, keep

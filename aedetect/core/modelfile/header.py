@@ -1,7 +1,7 @@
 """A model file read without PyTorch: its metadata, tensor shapes and parameter counts.
 
 ``aedetect info MODEL`` answers from this in a fraction of a second, where building the model
-costs the 1.5-2 s and ~700 MB of ``import torch`` (docs/benchmarks.md, start-up). The weights
+costs the seconds and hundreds of MB of ``import torch`` (docs/benchmarks/speed.md, start-up). The weights
 are still read and checked against the file's SHA-256 (with numpy), the same digest as
 :func:`aedetect.core.modelfile.file._digest` computes on tensors (tests/test_startup.py holds the
 two equal), so a damaged file is refused here as it is on loading.
