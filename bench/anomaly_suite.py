@@ -17,7 +17,7 @@ Rows:
   cell), immunohistochemistry (a stained tissue section, grey), moon (a photograph of the
   lunar surface): train on 64x64 crops of the top half, calibrate (the selection and the
   threshold, ``fit(calibration=...)``) on crops of the next quarter, test on crops of the bottom
-  quarter, half with one synthetic defect with an exact mask (aedetect.anomaly.defects: a
+  quarter, half with one synthetic defect with an exact mask (aedetect.anomaly.selection.defects: a
   foreign-texture patch, a scratch, a stain, missing material); image and pixel metrics.
 
 aedetect is fitted as a user would, with label-free selection of the scoring (no

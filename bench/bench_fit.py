@@ -6,7 +6,7 @@ sample by ``ToTensor()`` and ``Normalize((0.5,), (0.5,))``, batched by a ``DataL
 (shuffle, default ``num_workers=0`` as in the tutorials), the same ConvAutoencoder, the same
 batch size, optimizer and number of epochs, MSE loss.
 
-aedetect side: ``aedetect.core.fit.fit`` on the same images (decoded once to a uint8 tensor,
+aedetect side: ``aedetect.core.training.fit.fit`` on the same images (decoded once to a uint8 tensor,
 batches sliced and scaled on the device), timing only its training phase (the per-epoch
 ``seconds`` it records) and, separately, the whole call including validation and run files.
 
@@ -28,7 +28,7 @@ from torch import nn
 def tutorial_epoch_seconds(model: nn.Module, data_root: str, n: int, epochs: int, batch: int, lr: float,
                            flush: bool = False) -> float:
     """Seconds per epoch of the tutorial-style loop (PIL dataset, per-sample transforms);
-    ``flush``: the same loop with denormals flushed on every thread (aedetect.core.fastmath), to
+    ``flush``: the same loop with denormals flushed on every thread (aedetect.core.model.fastmath), to
     show how much of aedetect's lead is that one setting."""
     from aedetect.core.model.fastmath import flush_denormals
 
@@ -120,7 +120,7 @@ def main() -> None:
     print("| pipeline | median images/s | ratio |")
     print("|---|---|---|")
     print(f"| PyTorch tutorial loop (PIL + ToTensor/Normalize + DataLoader) | {args.images / mt:,.0f} | 1.00 |")
-    print(f"| the same tutorial loop with denormals flushed (aedetect.core.fastmath) | {args.images / mf:,.0f} | {mt / mf:.2f} |")
+    print(f"| the same tutorial loop with denormals flushed (aedetect.core.model.fastmath) | {args.images / mf:,.0f} | {mt / mf:.2f} |")
     print(f"| aedetect fit, training phase | {args.images / mo:,.0f} | {mt / mo:.2f} |")
     print(f"| aedetect fit, whole call (load, validation, checkpoints, PNGs) | {args.images / mw:,.0f} | {mt / mw:.2f} |")
 

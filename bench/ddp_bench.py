@@ -3,7 +3,7 @@
 Each configuration is launched ``--repeats`` times, alternating, on the same data, seed and
 epochs; the table gives the median training images/s (the model file's ``images_per_s``: all
 ranks' images over the training seconds) and the best validation loss, which should agree
-(same global batch; see aedetect.core.distributed).
+(same global batch; see aedetect.core.training.distributed).
 
     python bench/ddp_bench.py --data mnist --normal-class 3 --data-root ../shared/data \\
         --epochs 3 --ranks 1,2 --repeats 3

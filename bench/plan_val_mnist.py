@@ -1,4 +1,4 @@
-"""ImageNet features first on one-class MNIST's *training* split (aedetect.anomaly.plan): the
+"""ImageNet features first on one-class MNIST's *training* split (aedetect.anomaly.selection.plan): the
 suite's object model fitted as the suite fits it, with the default plan (``autoencoder = auto``,
 no time limit: the decision by ``features_enough`` alone) and with the autoencoder always
 trained (``on``, the behaviour before), on the same images; validation AUROC on held-out

@@ -1,6 +1,6 @@
 """The latent kNN score on encoder features (``anomaly.latent_source = features``), on real MNIST.
 
-The one-class MNIST benchmark (docs/benchmarks-anomaly.md) found that the distance of an
+The one-class MNIST benchmark (docs/decisions/0001) found that the distance of an
 image's pooled encoder features to those of the training images, compared by cosine, ranks
 anomalies better than the code-based latent score. These tests hold that on a short training
 run of one hard digit, and check the bank, the settings and the exact-distance contract.
