@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from aedetect.errors import DataError, ModelFileError
 from aedetect.anomaly.maps.run import run_model, uses_backbone
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.calibration.threshold import combine_scores, f1_threshold, normalise
+
+if TYPE_CHECKING:
+    from aedetect.core.modelfile.file import ModelRecord
 
 
 @dataclass
@@ -175,19 +178,36 @@ class AnomalyDetector:
     def load(cls, path: str | Path, device: str = "auto") -> "AnomalyDetector":
         """A fitted detector from a model file written by ``fit``/``aedetect fit``;
         ``device`` may be 'auto' (cuda, then mps, then cpu)."""
-        from aedetect.core.modelfile.file import load_model
         from aedetect.core.checks import check_device
-        from aedetect.core.training.train import resolve_device
+        from aedetect.core.modelfile.file import read_record
 
         check_device(device)
+        return cls._build(path, read_record(path), device, fields_checked=False)
+
+    @classmethod
+    def from_record(cls, path: str | Path, record: "ModelRecord", device: str = "auto") -> "AnomalyDetector":
+        """:meth:`load` for a file that :func:`~aedetect.anomaly.calibration.calfields.check_anomaly_model_file`
+        has read and checked (``record``; ``path`` as given, for messages): the file is neither
+        resolved nor read again, and its calibration fields are not checked twice."""
+        from aedetect.core.checks import check_device
+
+        check_device(device)
+        return cls._build(path, record, device, fields_checked=True)
+
+    @classmethod
+    def _build(cls, path: str | Path, record: "ModelRecord", device: str, fields_checked: bool) -> "AnomalyDetector":
+        from aedetect.core.modelfile.file import load_record
+        from aedetect.core.training.train import resolve_device
+
         dev = str(resolve_device(device))
-        mf = load_model(path, device=dev)
+        mf = load_record(record, device=dev)
         if mf.config.task != "anomaly" or "threshold" not in mf.calibration:
             raise DataError(f"{path}: not a calibrated anomaly model (task {mf.config.task!r})")
-        check_calibration(mf.calibration, path)
-        from aedetect.anomaly.calibration.calfields import check_anomaly_calibration
+        if not fields_checked:  # (check_anomaly_calibration covers check_calibration's fields too)
+            check_calibration(mf.calibration, path)
+            from aedetect.anomaly.calibration.calfields import check_anomaly_calibration
 
-        check_anomaly_calibration(mf.calibration, mf.config, path)  # every field, before any image
+            check_anomaly_calibration(mf.calibration, mf.config, path)  # every field, before any image
         det = cls(device=dev)
         det.model_, det.config_, det.calibration_ = mf.model, mf.config, mf.calibration
         det.metadata_ = mf.metadata  # the file's whole record (aedetect calibrate copies it on)

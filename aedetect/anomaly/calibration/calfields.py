@@ -17,11 +17,14 @@ import base64
 import binascii
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError, ModelFileError
 from aedetect.anomaly.settings import AnomalySettings
+
+if TYPE_CHECKING:
+    from aedetect.core.modelfile.file import ModelRecord
 
 MAX_LATENT_GRID = 64  # the default is 7; the bank holds grid^2 x channels numbers per image
 MAX_LEARNED_WIDTH = 1024
@@ -108,15 +111,17 @@ def settings_of(cal: dict[str, Any], cfg: Config, path: str | Path) -> AnomalySe
         raise _bad(path, "settings", f"are invalid ({e})") from None
 
 
-def check_anomaly_model_file(path: str | Path) -> None:
+def check_anomaly_model_file(path: str | Path) -> "ModelRecord":
     """A model file's metadata, limits and (for an anomaly model) calibration fields, checked
-    before the model is loaded: the refusal then costs no layer, tensor or network (scoring,
-    calibrating and exporting call it first; AnomalyDetector.load checks the fields again)."""
-    from aedetect.core.modelfile.file import read_checked
+    before the model is loaded: the refusal then costs no layer, tensor or network. Returns the
+    record read, which :meth:`AnomalyDetector.from_record` loads without reading the file again."""
+    from aedetect.core.modelfile.file import read_record
 
-    _, meta, cfg = read_checked(path)
+    record = read_record(path)
+    meta, cfg = record.meta, record.config
     if cfg.task == "anomaly" and "threshold" in (meta.get("calibration") or {}):
         check_anomaly_calibration(meta["calibration"], cfg, path)
+    return record
 
 
 def check_anomaly_calibration(cal: Any, cfg: Config, path: str | Path) -> AnomalySettings:

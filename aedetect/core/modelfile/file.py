@@ -187,11 +187,29 @@ def save_model(path: str | Path, model: nn.Module, config: Config, *, training: 
     return p
 
 
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model file read and checked once (:func:`read_record`): its resolved path, metadata,
+    validated config and tensor entries; :func:`load_record` builds the model from it without
+    reading or resolving the file again."""
+
+    path: Path
+    meta: dict[str, Any]
+    config: Config
+    entries: dict[str, Any]
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelFile:
     """Rebuild the model from its file (or a shipped one, ``pretrained:NAME``), checking format
     version, integrity and shapes."""
-    p, meta, config = read_checked(path)
-    _check_shapes(p, config, read_header(p)[0])  # before any tensor is read or any layer built
+    return load_record(read_record(path), device)
+
+
+def load_record(record: ModelRecord, device: str | torch.device = "cpu") -> ModelFile:
+    """The model of a file :func:`read_record` has read and checked: shapes, weights and their
+    checksum (the rest of :func:`load_model`)."""
+    p, meta, config = record.path, record.meta, record.config
+    _check_shapes(p, config, record.entries)  # before any tensor is read or any layer built
     tensors = _load_tensors(p)
     if meta.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{p}: weights do not match their checksum (file tampered with or damaged)")
@@ -209,8 +227,17 @@ def read_checked(path: str | Path) -> tuple[Path, dict[str, Any], Config]:
     even on the meta device, whose first use imports ~150 MB of PyTorch's shape machinery), so
     a caller can refuse a file on its metadata (an anomaly model's calibration fields) before
     :func:`load_model` spends anything on it."""
+    r = read_record(path)
+    return r.path, r.meta, r.config
+
+
+def read_record(path: str | Path) -> ModelRecord:
+    """:func:`read_checked` as a :class:`ModelRecord` (with the tensor entries), so that the one
+    read of a command also serves :func:`load_record`: the path is resolved and the header read
+    once."""
     p = resolve_model_path(path)
-    meta = _metadata(p, read_header(p)[1])
+    entries, raw = read_header(p)
+    meta = _metadata(p, raw)
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{p}: format {meta.get('format')!r} is not {FORMAT!r}")
     version = meta.get("format_version")
@@ -227,7 +254,7 @@ def read_checked(path: str | Path) -> tuple[Path, dict[str, Any], Config]:
     except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{p}: invalid config in metadata ({e})") from None
     check_model_limits(p, config)
-    return p, meta, config
+    return ModelRecord(p, meta, config, entries)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
