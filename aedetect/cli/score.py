@@ -53,9 +53,9 @@ def score(
     from aedetect.data.shard import resolve_shard
 
     part = resolve_shard(shard)
-    from aedetect.anomaly.jobs.score import score_data
+    from aedetect.anomaly.jobs.score import run_score  # the options above are not checked again
 
-    rep = score_data(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+    rep = run_score(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
                      heatmaps=heatmaps, batch_size=batch_size, device=device, max_images=max_images,
                      report=report, shard=part)

@@ -155,6 +155,21 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     """
     # before any work:
     check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
+    return run_score(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+                     normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
+                     heatmaps=heatmaps, batch_size=batch_size, device=device, max_images=max_images,
+                     report=report, gallery_size=gallery_size, shard=shard)
+
+
+def run_score(model: str | Path, data: str | ImageSet, out: str | Path | None = None, *,
+              normal_dir: str | None = None, abnormal_dir: str | None = None, mask_dir: str | None = None,
+              normal_class: int | None = None, data_root: str | None = None, all_heatmaps: bool = False,
+              heatmaps: bool = True, batch_size: int = 64, device: str = "auto",
+              max_images: int | None = None, report: bool = True, gallery_size: int = 24,
+              shard: Shard | None = None) -> ScoreReport:
+    """:func:`score_data` for options that :func:`~aedetect.anomaly.jobs.scoreopts.check_score_options`
+    has already checked where they entered (``aedetect score`` checks them before importing
+    torch): each option is checked once on a path."""
     if shard is not None and isinstance(data, ImageSet):
         raise DataError("--shard: needs DATA as a folder or a dataset name, not images in memory")
     with writes_to(out if out is not None else "runs"):  # a write error names the run folder
@@ -170,8 +185,9 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
            report: bool, gallery_size: int, shard: Shard | None) -> ScoreReport:
     from aedetect.data.labelled import ImageSetStream, open_scoring_data
 
-    check_anomaly_model_file(model)  # metadata, limits, calibration fields: before anything is built
-    det = AnomalyDetector.load(model, device=device)
+    # The file's one read: metadata, limits, calibration fields, before anything is built; the
+    # model is then built from that record.
+    det = AnomalyDetector.from_record(model, check_anomaly_model_file(model), device=device)
     cfg = det.config_
     stream = ImageSetStream(data if max_images is None else data.subset(list(range(min(max_images, len(data)))))) \
         if isinstance(data, ImageSet) else open_scoring_data(
