@@ -151,7 +151,8 @@ class Denoiser:
             raise DataError("this Denoiser has no model yet: call .fit(images) or Denoiser.load(path)")
         if self.channels == 1 and x.shape[1] > 1:
             if self.colour is not None and x.shape[1] == self.colour.channels:
-                return self.colour.denoise_tensor(x, sigma)
+                self.colour.ensemble = self.ensemble  # the pair's settings, whichever was set last
+                return self.colour.denoise_tensor(x, self.sigma if sigma is None else sigma)
             return self._per_channel(x, sigma)
         p = next(self.model.parameters())
         symmetric = self.config.data.scaling == "symmetric"
