@@ -16,7 +16,7 @@ from aedetect.denoise.settings import DEFAULT_MAX_PIXELS, DEFAULT_OVERLAP
 @app.command()
 @handle_errors
 def denoise(
-    model: Annotated[str, typer.Argument(help="A model file trained with `aedetect fit --task denoise`, or a shipped one: pretrained:gray.")],
+    model: Annotated[str, typer.Argument(help="A model file trained with `aedetect fit --task denoise`, or a shipped one: pretrained (gray files to pretrained:gray, colour files to pretrained:rgb), pretrained:gray, pretrained:rgb.")],
     input: Annotated[Path, typer.Argument(help="An image file or a folder (searched recursively).")],
     out: Annotated[Path, typer.Option(help="Output folder; mirrors the input tree with the same names and formats.")],
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist (default: skip them, so a re-run resumes) and an existing --csv file (default: refused).")] = False,
@@ -25,7 +25,7 @@ def denoise(
     max_tile_pixels: Annotated[int, typer.Option(help="Memory budget: larger images are denoised in overlapping tiles of about this many pixels.")] = DEFAULT_MAX_PIXELS,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels (blended with a linear ramp).")] = DEFAULT_OVERLAP,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    sigma: Annotated[str, typer.Option(help="Noise level on the 0..255 scale for a model with a noise-level input (pretrained:gray), or 'auto': estimated per image.")] = "auto",
+    sigma: Annotated[str, typer.Option(help="Noise level on the 0..255 scale for a model with a noise-level input (the shipped ones), or 'auto': estimated per image.")] = "auto",
     ensemble: Annotated[int, typer.Option(help="Average the outputs of this many flips/turns of each image: 1, 2, 4 or 8 (n times the time; slightly better).")] = 1,
     shard: ShardOption = None,
 ) -> None:

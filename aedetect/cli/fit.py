@@ -41,7 +41,7 @@ def fit(
     val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of images held out for validation.")] = None,
     max_images: Annotated[Optional[int], typer.Option(help="Use at most this many images.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
-    time_budget: Annotated[Optional[float], typer.Option(help="Seconds of training after which no new epoch starts (the best epoch so far is kept); 0 = none.")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(help="Seconds of training after which no new epoch starts (the best epoch so far is kept); 0 = none. Anomaly models: where not given, 120 s on a CPU and 600 s on a GPU, and the autoencoder trains only where 3 epochs fit it (docs/anomaly.md: ImageNet features first).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any config key, e.g. --set model.widths=[16,32] (repeatable).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.")] = None,
     calibration: Annotated[Optional[str], typer.Option(help="Anomaly: a folder of separate normal images to choose the scoring and set the threshold on (default: 15 % of DATA). Use it when DATA is overlapping crops of one picture.")] = None,
