@@ -278,6 +278,8 @@ def run(args: argparse.Namespace) -> None:
     for row in args.rows:
         for seed in args.seeds:
             for case in cases(row, args.quick):
+                if args.cases and case not in args.cases:
+                    continue
                 path = Path(args.results) / row / f"{case}-s{seed}.json"
                 if path.is_file():
                     continue
@@ -450,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--cases", nargs="+", default=[], help="only these cases of the rows (e.g. mono; default: all)")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--results", default="bench_results/anomaly_suite")
     ap.add_argument("--baselines-from", default=None,
