@@ -88,7 +88,8 @@ class Denoiser:
     def load(cls, path: str | Path, device: str = "auto", max_tile_pixels: int = DEFAULT_MAX_PIXELS,
              overlap: int = DEFAULT_OVERLAP, sigma: float | str = "auto", ensemble: int = 1) -> "Denoiser":
         """A denoiser from a model file written by ``aedetect fit --task denoise``, or a shipped
-        one (``pretrained:gray``). ``sigma``: the noise level (0..255 scale) for a model with a
+        one (``pretrained:gray``, ``pretrained:rgb``; ``pretrained`` for the two, each image to the one for
+        its mode). ``sigma``: the noise level (0..255 scale) for a model with a
         noise-level input, or ``"auto"`` to estimate it per image (aedetect.denoise.sigma).
         ``ensemble``: average over this many flips/turns (1, 2, 4, 8; aedetect.denoise.ensemble)."""
         from aedetect.core.pretrained import BY_MODE, BY_MODE_NAMES, PREFIX
