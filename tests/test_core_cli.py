@@ -100,17 +100,6 @@ def test_mnist_by_name_with_normal_class(shared_data: Path, tmp_path: Path) -> N
     assert t["normal_class"] == 1 and t["images"] == 512
 
 
-def test_demo_fast_runs_end_to_end(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["demo", "--fast", "--out", str(tmp_path / "demo")])
-    assert r.exit_code == 0, r.output
-    assert (tmp_path / "demo" / "anomaly" / "model.safetensors").is_file()
-    # calibrated on crops of another band, which share no pixel with the training crops
-    meta = load_model(tmp_path / "demo" / "anomaly" / "model.safetensors").metadata
-    assert meta["calibration"]["overlap_with_training"]["images"] == 0
-    assert meta["training"]["calib_images"] == meta["calibration"]["calib_images"] > 100
-    assert "share most of their pixels" not in r.output
-
-
 def test_bad_head_settings_fail_before_a_run_folder_exists(digit_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     r = runner.invoke(app, ["fit", str(digit_folder), "--out", str(out), "--set", "anomaly.score=median"])
