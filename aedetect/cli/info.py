@@ -71,6 +71,9 @@ def info(
     from aedetect.anomaly.calibration.reliability import reliability_line
     from aedetect.anomaly.selection.selectreport import selection_line
 
-    for line in (reliability_line(d.get("calibration") or {}), selection_line(d.get("calibration") or {})):
+    from aedetect.data.settings import tiling_line
+
+    for line in (tiling_line(d["config"]["data"]), reliability_line(d.get("calibration") or {}),
+                 selection_line(d.get("calibration") or {})):
         if line:
             out.print(plain(line), highlight=False)

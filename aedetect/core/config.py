@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from aedetect.data.settings import RESIZE_POLICIES, SCALINGS, DataConfig
+from aedetect.data.settings import MAX_IMAGE_SIDE, RESIZE_POLICIES, SCALINGS, DataConfig, tile_setting
 from aedetect.errors import ConfigError
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "deep_merge",
@@ -298,6 +298,17 @@ def validate(cfg: Config) -> None:
     if d.size is not None and (len(d.size) != 2 or min(d.size) <= 0):
         raise ConfigError(f"data.size: expected [height, width] of positive integers, got {d.size}")
     _check_positive("data.max_side", d.max_side, allow_zero=True)
+    try:
+        tile_setting(d.tile)
+    except ValueError as e:
+        raise ConfigError(f"data.tile: {e}") from None
+    if d.image_size is not None:  # a tiled model (set by fit): whole images of this size, cut into tiles of data.size
+        if len(d.image_size) != 2 or min(d.image_size) <= 0 or max(d.image_size) > MAX_IMAGE_SIDE:
+            raise ConfigError(f"data.image_size: expected [height, width] of whole numbers in [1, {MAX_IMAGE_SIDE}], "
+                              f"got {list(d.image_size)}")
+        if d.size is None or len(d.size) != 2 or d.size[0] > d.image_size[0] or d.size[1] > d.image_size[1]:
+            raise ConfigError(f"data.image_size: {list(d.image_size)} needs data.size (the tile) no larger, "
+                              f"got {None if d.size is None else list(d.size)}")
     if m.input_size is not None and (len(m.input_size) != 2 or min(m.input_size) <= 0):
         raise ConfigError(f"model.input_size: expected [height, width], got {m.input_size}")
     needs_fixed = m.arch == "mlp" or m.bottleneck == "dense"

@@ -176,13 +176,15 @@ def stack_images(arrays: list[np.ndarray], cfg: DataConfig,
                  conversions: Conversions | None = None) -> tuple[Tensor, float, tuple[int, int]]:
     """Convert decoded arrays to one (N, C, H, W) tensor by the channel and size policies.
 
-    Without ``cfg.size`` the most common size wins and the rest follow the size policy.
-    ``conversions``: counts what had to be changed (channels, size).
+    Without ``cfg.size`` the most common size wins and the rest follow the size policy. A
+    tiled model's images are brought to ``cfg.image_size`` (whole images, cut into tiles of
+    ``cfg.size`` when scored). ``conversions``: counts what had to be changed (channels, size).
     """
     if not arrays:
         raise ValueError("no images")
     sixteen = any(a.dtype == np.uint16 for a in arrays)
-    size = tuple(cfg.size) if cfg.size else capped_size(_most_common_size(arrays), cfg.max_side)
+    given = cfg.image_size or cfg.size
+    size = tuple(given) if given else capped_size(_most_common_size(arrays), cfg.max_side)
     out = torch.empty((len(arrays), cfg.channels, *size), dtype=torch.int32 if sixteen else torch.uint8)
     for i, a in enumerate(arrays):
         if conversions is not None:

@@ -315,7 +315,7 @@ class FileStream(ScoringStream):
 
     def _assemble(self, good: list[tuple[tuple[Path, int, str, Path | None], np.ndarray]],
                   skipped: list[tuple[str, str]]) -> ImageSet:
-        size = tuple(self.cfg.size)  # type: ignore[arg-type]
+        size = tuple(self.cfg.image_size or self.cfg.size)  # type: ignore[arg-type]  # a tiled model: whole images
         if good:
             images, max_value, _ = stack_images([arr for _, arr in good], self.cfg, self.conversions)
         else:

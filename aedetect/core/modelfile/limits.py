@@ -75,7 +75,8 @@ def check_model_limits(path: Path, cfg: Config) -> None:
         _whole(path, "model.latent_channels", m.latent_channels, 1, MAX_DENSE)
     for v in m.mlp_hidden:
         _whole(path, "model.mlp_hidden", v, 1, MAX_DENSE)
-    for key, size in (("data.size", cfg.data.size), ("model.input_size", m.input_size)):
+    for key, size in (("data.size", cfg.data.size), ("model.input_size", m.input_size),
+                      ("data.image_size", cfg.data.image_size)):
         for v in size or ():
             _whole(path, key, v, 1, MAX_SIDE)
     need = activation_bytes(cfg)

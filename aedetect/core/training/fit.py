@@ -56,12 +56,17 @@ def split_images(head: Any, images: ImageSet, cfg: Config, calibration: ImageSet
     """The split every fit makes (``aedetect fit``, ``AnomalyDetector.fit``): validation by
     ``train.val_fraction`` and ``train.seed``; then the head's own calibration images held out
     of the training part, unless separate ``calibration`` images are given (the honest choice
-    when the images are overlapping crops of one picture)."""
+    when the images are overlapping crops of one picture). The split is of whole images; a head
+    that trains on pieces of them (the anomaly head's tiles, ``cut_split``) cuts them
+    afterwards, so no calibration image shares a pixel with a training piece."""
     train, val = images.split(cfg.train.val_fraction, cfg.train.seed)
     if calibration is not None:
-        return Split(train, val, calibration, None)
-    train, calib = head.calibration_split(train, val, cfg)
-    return Split(train, val, calib, val)
+        parts = Split(train, val, calibration, None)
+    else:
+        train, calib = head.calibration_split(train, val, cfg)
+        parts = Split(train, val, calib, val)
+    cut = getattr(head, "cut_split", None)
+    return parts if cut is None else cut(parts, cfg)
 
 
 def resume_config(run_dir: str | Path) -> Config:
