@@ -14,7 +14,8 @@ from aedetect.anomaly.selection.defects import add_defect, defect_test_set
 from aedetect.data.sources import load_digits
 from aedetect.errors import ConfigError
 from aedetect.anomaly.evaluate.metrics import image_auroc
-from aedetect.anomaly.maps.run import image_score, smooth
+from aedetect.anomaly.maps.family import smooth
+from aedetect.anomaly.maps.run import image_score
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.calibration.threshold import normalise, threshold_at_fpr
 

@@ -11,6 +11,7 @@ Score direction, everywhere: **higher = more anomalous**. ``flags`` are ``scores
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ from torch import Tensor
 from aedetect.core.config import Config
 from aedetect.data.imageset import ImageSet, stack_images
 from aedetect.errors import DataError, ModelFileError
-from aedetect.anomaly.maps.run import run_model, uses_backbone
+from aedetect.anomaly.maps.family import MapState
+from aedetect.anomaly.maps.run import run_model
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.calibration.threshold import combine_scores, f1_threshold, normalise
 
@@ -242,13 +244,11 @@ class AnomalyDetector:
             raise DataError(f"images have {data.images.shape[1]} channels, the model takes "
                             f"{self.config_.data.channels}; load them through aedetect.data (it converts)")
         s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
+        state = self._map_state(s)
         raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
                         batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
-                        bank=self._bank("feature_bank", self.device) if s.map in ("features", "pretrained") else None,
-                        segmenter=self._bank("segmenter", self.device) if s.map == "learned" else None,
-                        backbone=self._bank("pretrained_backbone", self.device) if uses_backbone(s) else None)
-        scores = combine_scores(raw, self.calibration_, s,
-                                bank=self._bank("latent_bank", "cpu") if s.latent == "knn" else None)
+                        bank=state.bank, segmenter=state.segmenter, backbone=state.backbone)
+        scores = combine_scores(raw, self.calibration_, s, bank=self._latent_bank() if s.latent == "knn" else None)
         scores = scores.numpy().astype(np.float64)
         maps = raw.maps[:, 0].numpy()
         return AnomalyResult(
@@ -257,29 +257,38 @@ class AnomalyDetector:
             pixel_threshold=self.pixel_threshold_,
             inputs=raw.inputs.numpy() if keep_images else None, recon=raw.recon.numpy() if keep_images else None)
 
-    def _bank(self, key: str, device: "torch.device | str") -> Any:
-        """A fitted part of the calibration record (``feature_bank`` of ``map = features`` or
-        ``pretrained``, ``latent_bank`` of the latent kNN score, the ``segmenter`` of ``map =
-        learned``, the ``pretrained_backbone`` of ``map = pretrained``), decoded once per
-        detector, not per batch."""
-        from aedetect.anomaly.maps.backbone import decode_backbone
-        from aedetect.anomaly.maps.latent import decode_bank
-        from aedetect.anomaly.maps.learned import decode_segmenter
-
-        decoders = {"segmenter": decode_segmenter, "pretrained_backbone": decode_backbone}
-
+    def _decoded(self, what: str, decode: Callable[[], Any]) -> Any:
+        """A fitted part of the calibration record, decoded once per detector (and again only
+        when ``calibration_`` is replaced), not per batch."""
         cache = getattr(self, "_bank_cache", None)
         if cache is None or cache[0] is not self.calibration_:
             cache = (self.calibration_, {})
             self._bank_cache = cache
-        if key not in cache[1]:
+        if what not in cache[1]:
+            cache[1][what] = decode()
+        return cache[1][what]
+
+    def _map_state(self, s: AnomalySettings) -> MapState:
+        """The map family's fitted state (aedetect.anomaly.maps.registry.decode_state), with the
+        ImageNet extractor where the settings use one, on the scoring device."""
+        from aedetect.anomaly.maps.registry import BACKBONE_KEY, decode_state, family_of, uses_backbone
+
+        needs = [(key, f"map {s.map!r}") for key in family_of(s).keys]
+        if uses_backbone(s):
+            needs.append((BACKBONE_KEY, "map or latent_source 'pretrained'"))
+        for key, who in needs:
             if key not in self.calibration_:
-                need = {"feature_bank": "map 'features' or 'pretrained'", "latent_bank": "latent 'knn'",
-                        "pretrained_backbone": "map or latent_source 'pretrained'"}.get(key, "map 'learned'")
-                raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({need} needs one)")
-            d = self.calibration_[key]
-            cache[1][key] = decoders[key](d, device) if key in decoders else decode_bank(d).to(device)
-        return cache[1][key]
+                raise DataError(f"this model's calibration has no {key.replace('_', ' ')} ({who} needs one)")
+        return self._decoded(f"map state {s.map} {self.device}",
+                             lambda: decode_state(self.calibration_, s, self.device))
+
+    def _latent_bank(self) -> Tensor:
+        """The latent kNN score's bank of normal vectors, on the CPU."""
+        from aedetect.anomaly.maps.latent import decode_bank
+
+        if "latent_bank" not in self.calibration_:
+            raise DataError("this model's calibration has no latent bank (latent 'knn' needs one)")
+        return self._decoded("latent_bank", lambda: decode_bank(self.calibration_["latent_bank"]))
 
     def anomaly_score(self, images: Any) -> np.ndarray:
         """Image scores only (higher = more anomalous)."""

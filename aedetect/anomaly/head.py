@@ -38,13 +38,10 @@ class AnomalyHead(BaseHead):
     _preselection: Any = None  # plan()'s ImageNet choice (aedetect.anomaly.selection.plan.Preselection), for calibrate()
 
     def validate(self, cfg: Config) -> None:
+        from aedetect.anomaly.maps.registry import family_of
+
         s = AnomalySettings.from_config(cfg)  # fail before training, not after it
-        if s.map == "features":
-            if cfg.model.arch != "conv":
-                raise ConfigError(f"anomaly.map: 'features' needs a convolutional model (model.arch is {cfg.model.arch!r})")
-            if s.feature_level >= len(cfg.model.widths):
-                raise ConfigError(f"anomaly.feature_level: {s.feature_level} is not a level of this model "
-                                  f"(0..{len(cfg.model.widths) - 1})")
+        family_of(s).check_config(cfg, s)
         if s.latent == "knn" and s.latent_source == "features":
             if cfg.model.arch != "conv":
                 raise ConfigError("anomaly.latent_source: 'features' needs a convolutional model "
@@ -56,7 +53,7 @@ class AnomalyHead(BaseHead):
     def ready(self, cfg: Config) -> None:
         """``map`` or ``latent_source = pretrained`` needs the ImageNet weights to train; a model
         file does not (it keeps the part of the network it uses)."""
-        from aedetect.anomaly.maps.run import uses_backbone
+        from aedetect.anomaly.maps.registry import uses_backbone
 
         if uses_backbone(AnomalySettings.from_config(cfg)):
             from aedetect.anomaly.maps.backbone import weights_file
@@ -120,8 +117,9 @@ class AnomalyHead(BaseHead):
         small (only when the head held ``holdout`` out of the same images: calibration images
         given separately mean the training images may overlap, e.g. crops of one picture); the
         threshold is set on ``holdout`` alone."""
-        from aedetect.anomaly.maps.latent import decode_bank, encode_bank, train_latent_bank
-        from aedetect.anomaly.maps.run import run_model, uses_backbone
+        from aedetect.anomaly.maps.latent import train_latent_bank
+        from aedetect.anomaly.maps.registry import BACKBONE_KEY, family_of, uses_backbone
+        from aedetect.anomaly.maps.run import run_model
         from aedetect.anomaly.selection.select import MIN_SELECT_IMAGES, wants_selection
         from aedetect.anomaly.calibration.threshold import calibrate_scores
 
@@ -138,57 +136,30 @@ class AnomalyHead(BaseHead):
                 log.info(skipped)
             else:
                 s, selection = self._select(model, holdout, train, cfg, s, device, top_up)
-        uses_train = [what for what, on in (("anomaly.map 'features'", s.map == "features"),
-                                            ("anomaly.map 'pretrained'", s.map == "pretrained"),
-                                            ("anomaly.map 'learned'", s.map == "learned"),
+        family = family_of(s)
+        uses_train = [what for what, on in ((f"anomaly.map {s.map!r}", family.needs_training_images),
                                             ("anomaly.latent_bank 'train'", s.latent == "knn" and s.latent_bank == "train"))
                       if on]
         if uses_train and train is None:
             raise ConfigError(f"{' and '.join(uses_train)}: needs the training images at calibration")
-        bank = None
-        if s.map == "features":
-            from aedetect.anomaly.maps.featuremap import build_bank
-
-            bank = build_bank(model, train, cfg.data.scaling, s.feature_level, s.feature_pool, s.feature_bank,
-                              device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
-            # The float16 values the model file keeps and scoring will see, so the threshold is
-            # set on the scores `score` computes (the float32 bank moved them by about 5e-5).
-            bank = decode_bank(encode_bank(bank.cpu())).to(device)
         backbone, stored = None, None
         if uses_backbone(s):
             from aedetect.anomaly.maps.backbone import decode_backbone, encode_backbone, load_backbone
 
             stored = encode_backbone(load_backbone())
             backbone = decode_backbone(stored, device)  # what scoring will load from the model file
-        if s.map == "pretrained":
-            from aedetect.anomaly.maps.backbone import build_pretrained_bank, scale_of
-
-            bank = build_pretrained_bank(backbone, train, scale_of(s.pretrained_scale, tuple(train.images.shape[-2:])),
-                                         s.pretrained_bank, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                                         coreset=s.pretrained_coreset)
-            bank = decode_bank(encode_bank(bank.cpu())).to(device)  # the float16 values scoring will see
+        state = family.build(model, train, cfg, s, device, backbone)  # type: ignore[arg-type]
         latent_bank = None
         if s.latent == "knn" and s.latent_bank == "train":
             latent_bank = train_latent_bank(model, train, cfg, s, device, cfg.train.batch_size, cfg.train.seed,
                                             backbone)
-        segmenter = None
-        if s.map == "learned":
-            from aedetect.anomaly.maps.learned import train_segmenter
-
-            segmenter = train_segmenter(model, train, cfg.data.scaling, s.learned_steps, s.learned_width,
-                                        s.learned_batch, device, seed=cfg.train.seed)
         raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
-                        batch_size=cfg.train.batch_size, keep_images=False, bank=bank, segmenter=segmenter,
-                        backbone=backbone)
+                        batch_size=cfg.train.batch_size, keep_images=False, bank=state.bank,
+                        segmenter=state.segmenter, backbone=backbone)
         cal = calibrate_scores(raw, s, len(holdout), latent_bank)
-        if segmenter is not None:
-            from aedetect.anomaly.maps.learned import encode_segmenter
-
-            cal["segmenter"] = encode_segmenter(segmenter)
-        if bank is not None:
-            cal["feature_bank"] = encode_bank(bank.cpu())
+        cal.update(family.encode(state))
         if stored is not None:
-            cal["pretrained_backbone"] = stored
+            cal[BACKBONE_KEY] = stored
         if selection is not None:
             cal["selection"] = selection
         if skipped is not None:  # `info` and metrics.json say so, so a user sees why nothing was chosen

@@ -127,6 +127,9 @@ from typing import Any
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError
 
+# The built-in map families' names (aedetect.anomaly.maps.families), known here without importing
+# them (a config is checked before torch is imported); a family registered later adds its own
+# (allow_map, called by aedetect.anomaly.maps.registry.register).
 MAPS = ("mse", "l1", "ssim", "mix", "features", "learned", "pretrained")
 SCORES = ("max", "mean", "topk")
 LATENTS = ("none", "knn")
@@ -151,6 +154,13 @@ FAMILY_NAMES = ("patch", "scratch", "stain", "hole", "blur", "shift",
 # is a new shape, not a new intensity); ``cutpaste`` is left out, its pasted rectangle leaves a
 # seam an error map sees (docs/decisions/0006).
 OBJECT_FAMILIES = ("elastic", "affine", "mirror")
+
+
+def allow_map(name: str) -> None:
+    """Make ``map = name`` a valid setting: each name of a registered map family."""
+    global MAPS
+    if name not in MAPS:
+        MAPS = (*MAPS, name)
 
 
 @dataclass

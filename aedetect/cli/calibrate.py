@@ -36,12 +36,12 @@ def calibrate(
     """Re-set an anomaly model's threshold on labelled data (F1-optimal or a target FPR); writes a new model file."""
     from aedetect.anomaly.jobs.scoreopts import check_calibrate_options
 
-    check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before torch is imported
+    found = check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before torch is imported
     from rich.table import Table
 
     from aedetect.anomaly.jobs.calibrate import recalibrate
 
-    rep = recalibrate(model, data, out, rule=rule, target_fpr=target_fpr, normal_dir=normal_dir,
+    rep = recalibrate(found, data, out, rule=rule, target_fpr=target_fpr, normal_dir=normal_dir,
                       abnormal_dir=abnormal_dir, mask_dir=mask_dir, normal_class=normal_class,
                       data_root=data_root, batch_size=batch_size, device=device)
     table = Table(title=f"aedetect calibrate: {plain(rep.out)}", show_header=True, header_style="bold")

@@ -43,7 +43,7 @@ def denoise(
     check_tiling(max_tile_pixels, overlap)  # usage errors before torch is imported
     level = parse_sigma(sigma)
     check_ensemble(ensemble)
-    check_model_path(model)
+    found = check_model_path(model)  # the name looked up once, passed on
     check_not_inside(out, input)
     if out.exists() and not out.is_dir():
         from aedetect.errors import OutputPathError
@@ -55,7 +55,7 @@ def denoise(
     from aedetect.data.shard import resolve_shard
 
     part = resolve_shard(shard)
-    den = Denoiser.load(model, device=device, max_tile_pixels=max_tile_pixels, overlap=overlap, sigma=level,
+    den = Denoiser.load(found, device=device, max_tile_pixels=max_tile_pixels, overlap=overlap, sigma=level,
                         ensemble=ensemble)
     if level != "auto" and not den.takes_sigma:
         import logging

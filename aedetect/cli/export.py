@@ -58,19 +58,20 @@ def export(
     margin: Annotated[int, typer.Option(help="Denoise models: reflect margin in pixels around each image, as `aedetect denoise` uses.")] = 32,
 ) -> None:
     """Export a model to ONNX: anomaly -> reconstruction, map and score (threshold in the metadata); denoise -> the denoised image. Needs the onnx extra."""
-    from aedetect.core.modelfile.file import load_model
+    from aedetect.core.modelfile.file import load_record, read_record
     from aedetect.core.modelfile.onnx import require_onnx
 
     check_export_options(model, out, format_, opset, margin)
-    from aedetect.core.modelfile.file import read_checked
-
-    _, meta, cfg = read_checked(model)  # metadata and limits: before anything is built or onnx imported
+    # The file's one read: metadata and limits, before anything is built or onnx imported; the
+    # model is then built from that record.
+    record = read_record(model)
+    cfg = record.config
     if cfg.task == "anomaly":
         from aedetect.anomaly.jobs.export import check_exportable
 
-        check_exportable(meta.get("calibration", {}), cfg, model)  # the map and every field the graph reads
+        check_exportable(record.meta.get("calibration", {}), cfg, model)  # the map and every field the graph reads
     require_onnx()
-    mf = load_model(model, device="cpu")
+    mf = load_record(record, device="cpu")
     if mf.config.task == "anomaly":
         from aedetect.anomaly.jobs.export import export_anomaly
 

@@ -49,13 +49,13 @@ def score(
     from aedetect.anomaly.jobs.scoreopts import check_score_options
 
     # before torch is even imported:
-    check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
+    found = check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
     from aedetect.data.shard import resolve_shard
 
     part = resolve_shard(shard)
     from aedetect.anomaly.jobs.score import run_score  # the options above are not checked again
 
-    rep = run_score(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
+    rep = run_score(found, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
                      heatmaps=heatmaps, batch_size=batch_size, device=device, max_images=max_images,
                      report=report, shard=part)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aedetect.errors import ConfigError, ModelFileError
+
+if TYPE_CHECKING:
+    from aedetect.core.pretrained import ModelPath
 
 
 def check_whole_number(option: str, value: object, low: int) -> None:
@@ -13,20 +17,17 @@ def check_whole_number(option: str, value: object, low: int) -> None:
         raise ConfigError(f"{option}: must be a whole number of at least {low}, got {value!r}")
 
 
-def check_model_path(model: str | Path) -> None:
+def check_model_path(model: str | Path) -> ModelPath:
     """The model file exists and is a file (its contents are checked on loading); a shipped
-    ``pretrained:NAME`` must be one this aedetect has."""
-    from aedetect.core.pretrained import BY_MODE, BY_MODE_NAMES, PREFIX, resolve_model_path
+    ``pretrained:NAME`` must be one this aedetect has (``pretrained`` alone: both of the pair).
+    Returns the path with the file it names (aedetect.core.pretrained.ModelPath), for the
+    command to pass on: the name is looked up here, once."""
+    from aedetect.core.pretrained import PREFIX, locate
 
-    if str(model) == BY_MODE:
-        for name in BY_MODE_NAMES:
-            resolve_model_path(PREFIX + name)
-        return
-    if str(model).startswith(PREFIX):
-        resolve_model_path(model)
-        return
-    if not Path(model).is_file():
+    found = locate(model, pair=True)
+    if not str(model).startswith(PREFIX) and not found.members and not found.file.is_file():
         raise ModelFileError(f"{model}: no such model file")
+    return found
 
 
 def check_device(name: str, option: str = "--device") -> None:

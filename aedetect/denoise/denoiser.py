@@ -92,27 +92,29 @@ class Denoiser:
         its mode). ``sigma``: the noise level (0..255 scale) for a model with a
         noise-level input, or ``"auto"`` to estimate it per image (aedetect.denoise.sigma).
         ``ensemble``: average over this many flips/turns (1, 2, 4, 8; aedetect.denoise.ensemble)."""
-        from aedetect.core.pretrained import BY_MODE, BY_MODE_NAMES, PREFIX
+        from aedetect.core.pretrained import BY_MODE, locate
         from aedetect.denoise.settings import check_ensemble, parse_sigma
 
         if str(path) == BY_MODE:  # the shipped pair: gray images to the gray model, colour to the colour one
-            gray, rgb = (cls.load(PREFIX + n, device, max_tile_pixels, overlap, sigma, ensemble) for n in BY_MODE_NAMES)
+            gray, rgb = (cls.load(m, device, max_tile_pixels, overlap, sigma, ensemble)
+                         for m in locate(path, pair=True).members)
             gray.colour = rgb
             return gray
         sigma = parse_sigma(sigma)
         check_ensemble(ensemble)
-        from aedetect.core.modelfile.file import load_model, read_checked
+        from aedetect.core.modelfile.file import load_record, read_record
         from aedetect.core.training.train import resolve_device
 
         from aedetect.core.checks import check_device
 
         check_tiling(max_tile_pixels, overlap)  # before the model is read
         check_device(device)
-        task = read_checked(path)[2].task  # the task from the metadata: another task's file builds nothing
+        record = read_record(path)  # the file's one read; the model is built from it below
+        task = record.config.task  # from the metadata: another task's file builds nothing
         if task != "denoise":
             article = "an" if task[:1] in "aeiou" else "a"
             raise ModelFileError(f"{path}: {article} {task} model; `denoise` needs a model trained with --task denoise")
-        mf = load_model(path, device=resolve_device(device))
+        mf = load_record(record, device=resolve_device(device))
         self = cls.__new__(cls)
         self.config, self.model, self.model_path = mf.config, mf.model.eval(), Path(path)
         self.max_tile_pixels, self.overlap = max_tile_pixels, overlap

@@ -16,19 +16,19 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aedetect.core.config import Config
 from aedetect.errors import ConfigError, ModelFileError
+from aedetect.anomaly.maps.registry import BACKBONE_KEY, family_of
 from aedetect.anomaly.settings import AnomalySettings
 
 if TYPE_CHECKING:
     from aedetect.core.modelfile.file import ModelRecord
 
 MAX_LATENT_GRID = 64  # the default is 7; the bank holds grid^2 x channels numbers per image
-MAX_LEARNED_WIDTH = 1024
-MAX_LEARNED_CHANNELS = 16
 
 
 def _bad(path: str | Path, field: str, what: str) -> ModelFileError:
@@ -73,22 +73,19 @@ def _bank(cal: dict[str, Any], field: str, path: str | Path, width: int | None =
     return shape[0]
 
 
-def _network(cal: dict[str, Any], field: str, path: str | Path) -> None:
-    """A network stored as base64 safetensors bytes: sizes bounded, then decoded once (on the
-    CPU, before scoring; what fails here would have failed there)."""
+def _network(cal: dict[str, Any], field: str, path: str | Path, decode: Callable[[dict[str, Any], str], Any],
+             bounds: tuple[tuple[str, int], ...] = ()) -> None:
+    """A network stored as base64 safetensors bytes: sizes ``bounds`` ((key, most)) checked,
+    then decoded once by ``decode`` (on the CPU, before scoring; what fails here would have
+    failed there)."""
     d = cal.get(field)
     if not isinstance(d, dict):
         raise _bad(path, field, "is missing" if d is None else f"is {type(d).__name__}, not a stored network")
-    if field == "segmenter":
-        for key, hi in (("channels", MAX_LEARNED_CHANNELS), ("width", MAX_LEARNED_WIDTH)):
-            v = d.get(key)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-                raise _bad(path, f"{field}.{key}", f"is {v!r}, not a whole number in [1, {hi}]")
+    for key, hi in bounds:
+        v = d.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise _bad(path, f"{field}.{key}", f"is {v!r}, not a whole number in [1, {hi}]")
     _base64(d, "safetensors_base64", field, path)
-    if field == "segmenter":
-        from aedetect.anomaly.maps.learned import decode_segmenter as decode
-    else:
-        from aedetect.anomaly.maps.backbone import decode_backbone as decode
     import torch
 
     try:
@@ -97,6 +94,24 @@ def _network(cal: dict[str, Any], field: str, path: str | Path) -> None:
     except Exception as e:  # SafetensorError, a missing or misshapen tensor: the bytes are not the network
         first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise _bad(path, field, f"does not decode to the network ({first})") from None
+
+
+class _RecordCheck:
+    """The checks above for one record, as a map family's ``check_record`` takes them
+    (aedetect.anomaly.maps.family.RecordCheck)."""
+
+    def __init__(self, cal: dict[str, Any], path: str | Path) -> None:
+        self.cal, self.path = cal, path
+
+    def bank(self, field: str) -> int:
+        return _bank(self.cal, field, self.path)
+
+    def network(self, field: str, decode: Callable[[dict[str, Any], str], Any],
+                bounds: tuple[tuple[str, int], ...] = ()) -> None:
+        _network(self.cal, field, self.path, decode, bounds)
+
+    def bad(self, field: str, what: str) -> ModelFileError:
+        return _bad(self.path, field, what)
 
 
 def settings_of(cal: dict[str, Any], cfg: Config, path: str | Path) -> AnomalySettings:
@@ -143,13 +158,10 @@ def check_anomaly_calibration(cal: Any, cfg: Config, path: str | Path) -> Anomal
         rows = _bank(cal, "latent_bank", path)
         if s.latent_k > rows:
             raise _bad(path, "latent_bank", f"has {rows} vectors, fewer than latent_k = {s.latent_k}")
-    if s.map == "features" and not 0 <= s.feature_level < cfg.model.levels:
-        raise _bad(path, "settings.feature_level", f"is {s.feature_level}, not a level of this model "
-                   f"(0..{cfg.model.levels - 1})")
-    if s.map in ("features", "pretrained"):
-        _bank(cal, "feature_bank", path)
-    if s.map == "learned":
-        _network(cal, "segmenter", path)
-    if s.map == "pretrained" or s.latent_source == "pretrained":
-        _network(cal, "pretrained_backbone", path)
+    family = family_of(s)
+    family.check_record(_RecordCheck(cal, path), s, cfg)
+    if family.needs_backbone or s.latent_source == "pretrained":
+        from aedetect.anomaly.maps.backbone import decode_backbone
+
+        _network(cal, BACKBONE_KEY, path, decode_backbone)
     return s

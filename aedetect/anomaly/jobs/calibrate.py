@@ -137,9 +137,10 @@ def recalibrate(model: str | Path, data: str | ImageSet, out: str | Path, *, rul
     from aedetect.anomaly.evaluate.metrics import best_f1, both_classes, f1_at_threshold
     from aedetect.util.progress import progress_bar
 
-    check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before any image is decoded
-    check_anomaly_model_file(model)  # metadata, limits, calibration fields: before anything is built
-    det = AnomalyDetector.load(model, device=device)
+    model = check_calibrate_options(model, out, rule, target_fpr, batch_size)  # before any image is decoded
+    # The file's one read: metadata, limits, calibration fields, before anything is built; the
+    # model is then built from that record.
+    det = AnomalyDetector.from_record(model, check_anomaly_model_file(model), device=device)
     meta = det.metadata_
     images = data if isinstance(data, ImageSet) else load_scoring_data(
         str(data), det.config_.data, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,

@@ -3,16 +3,18 @@
 The graph takes what a non-Python caller has at hand: float32 (N, C, H, W) in [0, 1] (the
 integer pixels divided by the type's maximum, after the model file's channel and resize
 policy); it applies the model's own scaling inside. It computes the same map and score as
-:meth:`AnomalyDetector.score` (``run_model`` + ``combine_scores``): ``mse``, ``l1``, ``ssim``,
-``mix``, ``learned`` (its network travels in the graph), the smoothing, the image-score
-aggregation, and the latent kNN part with its bank as a constant (with ``latent_source =
-pretrained`` the ImageNet extractor travels in the graph too). The threshold, pixel
-threshold and the normalised score's constants go to the metadata properties, so a caller
-flags ``score > threshold`` exactly as aedetect does.
+:meth:`AnomalyDetector.score` (``run_model`` + ``combine_scores``): the map is the map family's
+own (aedetect.anomaly.maps.family: ``mse``, ``l1``, ``ssim``, ``mix``, and ``learned``, whose
+network travels in the graph), smoothed, then the image-score aggregation and the latent kNN
+part with its bank as a constant (with ``latent_source = pretrained`` the ImageNet extractor
+travels in the graph too). The threshold, pixel threshold and the normalised score's
+constants go to the metadata properties, so a caller flags ``score > threshold`` exactly as
+aedetect does.
 
-Not exported: ``map = features`` or ``pretrained``: every pixel's nearest neighbour among up to
-30,000 (10,000) training feature vectors is a (pixels x bank) distance matrix per image,
-gigabytes per batch in a graph that cannot chunk it; such a model is scored with aedetect.
+Not exported: a family that says why not (``not_exportable``): ``features`` and ``pretrained``,
+whose every pixel's nearest neighbour among up to 30,000 (10,000) training feature vectors is
+a (pixels x bank) distance matrix per image, gigabytes per batch in a graph that cannot chunk
+it; such a model is scored with aedetect.
 
 Height and width are fixed at the model's calibration size (batch is dynamic): the threshold
 was set on top-k means over that many pixels, with the SSIM window and smoothing radius that
@@ -28,8 +30,10 @@ import torch
 from torch import Tensor, nn
 
 from aedetect.anomaly.calibration.calfields import check_anomaly_calibration, settings_of
+from aedetect.anomaly.maps.family import BatchPass, MapState
 from aedetect.anomaly.maps.latent import decode_bank, latent_vectors
-from aedetect.anomaly.maps.run import error_map, image_score, smooth
+from aedetect.anomaly.maps.registry import BACKBONE_KEY, family_of
+from aedetect.anomaly.maps.run import image_score
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.core.config import Config
 from aedetect.core.modelfile.file import ModelFile
@@ -65,17 +69,17 @@ class AnomalyGraph(nn.Module):
         self.symmetric = scaling == "symmetric"
         self.scaling = scaling
         self.s = s
-        self.segmenter: nn.Module | None = None
-        if s.map == "learned":
-            from aedetect.anomaly.maps.learned import decode_segmenter
-
-            self.segmenter = decode_segmenter(calibration["segmenter"], "cpu").eval()
+        self.family = family_of(s)
+        state = self.family.export_state(calibration)
+        # Registered as attributes, so the graph holds them (``segmenter``: the learned map's network).
+        self.segmenter: nn.Module | None = state.segmenter
+        self.register_buffer("map_bank", state.bank)
         self.latent = s.latent == "knn"
         self.backbone: nn.Module | None = None
         if self.latent and s.latent_source == "pretrained":
             from aedetect.anomaly.maps.backbone import decode_backbone
 
-            self.backbone = decode_backbone(calibration["pretrained_backbone"], "cpu").eval()
+            self.backbone = decode_backbone(calibration[BACKBONE_KEY], "cpu").eval()
         if self.latent:
             self.register_buffer("bank", decode_bank(calibration["latent_bank"]))
             self.recon_scale = float(calibration["recon_scale"])
@@ -85,12 +89,8 @@ class AnomalyGraph(nn.Module):
         xb = images * 2 - 1 if self.symmetric else images
         yb, z, skips = self.model.forward_parts(xb)  # type: ignore[operator]
         xu, yu = float_to_unit(xb, self.scaling), float_to_unit(yb, self.scaling)
-        if self.segmenter is not None:
-            from aedetect.anomaly.maps.learned import learned_map
-
-            m = smooth(learned_map(self.segmenter, xb, yb), self.s.smooth_sigma)
-        else:
-            m = error_map(xu, yu, self.s)
+        state = MapState(bank=self.map_bank, segmenter=self.segmenter, backbone=self.backbone)
+        m = self.family.map(BatchPass(xb, yb, xu, yu, skips), self.s, state).map
         score = image_score(m, self.s.score, self.s.topk_percent)
         if self.latent:
             lat = knn_distance_graph(latent_vectors(z, skips, self.s, xb, self.backbone, xu), self.bank, self.s.latent_k)
@@ -106,7 +106,7 @@ def anomaly_metadata(mf: ModelFile, s: AnomalySettings) -> dict[str, Any]:
     return {
         **base_metadata("anomaly", mf.config.data, size),  # type: ignore[arg-type]
         "outputs": ",".join(OUTPUTS),
-        "map": s.map if s.map != "mix" else "mix " + ",".join(f"{k}={w}" for k, w in s.mix.items()),
+        "map": family_of(s).label(s),
         "score": s.score if s.score != "topk" else f"topk {s.topk_percent}%",
         "latent": s.latent,
         "threshold": float(cal["threshold"]),
@@ -129,9 +129,10 @@ def check_exportable(cal: Any, cfg: Config, path: str | Path) -> AnomalySettings
     if cfg.task != "anomaly" or not isinstance(cal, dict) or "threshold" not in cal:
         raise ExportError(f"{path}: not a calibrated anomaly model (task {cfg.task!r})")
     s = settings_of(cal, cfg, path)
-    if s.map in ("features", "pretrained"):
-        raise ExportError(f"{path}: anomaly.map {s.map!r} cannot be exported to ONNX (a per-pixel "
-                          "nearest-neighbour search over the feature bank); score it with `aedetect score`")
+    why = family_of(s).not_exportable
+    if why:
+        raise ExportError(f"{path}: anomaly.map {s.map!r} cannot be exported to ONNX ({why}); "
+                          "score it with `aedetect score`")
     check_anomaly_calibration(cal, cfg, path)  # every field the graph reads, in one line if bad
     if cfg.data.size is None:
         raise ExportError(f"{path}: the model records no image size (data.size); the export fixes the "

@@ -154,7 +154,7 @@ def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None =
     needs to join the shards into one run (shard.json, pixel_metrics.npz).
     """
     # before any work:
-    check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
+    model = check_score_options(model, data, out, batch_size, max_images, (normal_dir, abnormal_dir, mask_dir))
     return run_score(model, data, out, normal_dir=normal_dir, abnormal_dir=abnormal_dir, mask_dir=mask_dir,
                      normal_class=normal_class, data_root=data_root, all_heatmaps=all_heatmaps,
                      heatmaps=heatmaps, batch_size=batch_size, device=device, max_images=max_images,

@@ -1,3 +1,4 @@
-"""Anomaly maps and image scores: one pass of the model (run), the latent kNN vector
-(latent), the feature map (featuremap), the ImageNet extractor of the pretrained map and
-vector (backbone) and the learned map (learned)."""
+"""Anomaly maps and image scores: what a kind of map is (family) and the kinds by name
+(registry, families/), one pass of the model (run), the latent kNN vector (latent), the
+feature map's and the learned map's mathematics (featuremap, learned) and the ImageNet
+extractor of the pretrained map and vector (backbone)."""

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from aedetect.anomaly.maps.registry import family_of
 from aedetect.anomaly.settings import SCORING_KEYS, AnomalySettings
 from aedetect.core.config import Config
 from aedetect.core.heads import validate
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aedetect")
 
-AUTOENCODER_MAPS = ("mse", "l1", "ssim", "mix", "features", "learned")  # maps made from its output
 AUTOENCODER_SOURCES = ("code", "features")  # latent vectors taken from it
 # The autoencoder's training budget where ``--time-budget`` is not given, in seconds: a default
 # fit should give a model in a few minutes on a laptop's CPU; a GPU may do more in that time.
@@ -40,7 +40,7 @@ MIN_EPOCHS = 3  # the autoencoder trains only where this many epochs fit the bud
 
 def reads_autoencoder(s: AnomalySettings) -> bool:
     """Whether scoring with ``s`` reads the autoencoder's reconstruction, code or features."""
-    recon = s.recon_weight > 0 and s.map in AUTOENCODER_MAPS
+    recon = s.recon_weight > 0 and family_of(s).reads_autoencoder
     latent = s.latent == "knn" and s.latent_source in AUTOENCODER_SOURCES
     return recon or latent
 

@@ -23,7 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from aedetect.anomaly.maps.latent import knn_distance, latent_vectors, train_latent_bank
-from aedetect.anomaly.maps.run import error_map, image_score, smooth
+from aedetect.anomaly.maps.families.error import error_map
+from aedetect.anomaly.maps.family import smooth
+from aedetect.anomaly.maps.run import image_score
 from aedetect.anomaly.settings import FAMILY_NAMES, OBJECT_FAMILIES, SCORING_KEYS, AnomalySettings
 from aedetect.anomaly.selection.synthetic import make_anomalies
 from aedetect.core.config import Config

@@ -221,20 +221,13 @@ def load_record(record: ModelRecord, device: str | torch.device = "cpu") -> Mode
     return ModelFile(model=model, config=config, metadata=meta, path=str(p))
 
 
-def read_checked(path: str | Path) -> tuple[Path, dict[str, Any], Config]:
-    """(resolved path, metadata, validated config) of a model file: format, version, record
-    checksum, config and limits, everything that needs no tensor read and no layer built (not
-    even on the meta device, whose first use imports ~150 MB of PyTorch's shape machinery), so
-    a caller can refuse a file on its metadata (an anomaly model's calibration fields) before
-    :func:`load_model` spends anything on it."""
-    r = read_record(path)
-    return r.path, r.meta, r.config
-
-
 def read_record(path: str | Path) -> ModelRecord:
-    """:func:`read_checked` as a :class:`ModelRecord` (with the tensor entries), so that the one
-    read of a command also serves :func:`load_record`: the path is resolved and the header read
-    once."""
+    """A model file's resolved path, metadata, validated config and tensor entries: format,
+    version, record checksum, config and limits, everything that needs no tensor read and no
+    layer built (not even on the meta device, whose first use imports ~150 MB of PyTorch's
+    shape machinery), so a caller can refuse a file on its metadata (an anomaly model's
+    calibration fields) before :func:`load_record` spends anything on it. The one read of a
+    command: the path is resolved and the header read once."""
     p = resolve_model_path(path)
     entries, raw = read_header(p)
     meta = _metadata(p, raw)
