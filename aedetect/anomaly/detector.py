@@ -27,6 +27,8 @@ from aedetect.anomaly.maps.family import MapState
 from aedetect.anomaly.maps.run import run_model
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.anomaly.calibration.threshold import combine_scores, f1_threshold, normalise
+from aedetect.anomaly.calibration.tiled import combine_tiled
+from aedetect.anomaly.maps.tiles import choose_tiling, is_tiled, loading_config, run_tiled, to_image_size
 
 if TYPE_CHECKING:
     from aedetect.core.modelfile.file import ModelRecord
@@ -37,7 +39,8 @@ class AnomalyResult:
     """Per-image results; every score points the same way: higher = more anomalous.
 
     ``maps`` (N, H, W) and ``masks`` (N, H, W, bool: map > pixel threshold) are in the model's
-    image size; ``inputs``/``recon`` (N, C, H, W) in [0, 1] when kept.
+    image size (a tiled model's: the whole images' ``data.image_size``, maps stitched from its
+    tiles); ``inputs``/``recon`` (N, C, H, W) in [0, 1] when kept.
     """
 
     scores: np.ndarray
@@ -73,6 +76,21 @@ def as_imageset(images: Any, cfg: Config | None = None) -> ImageSet:
         raise DataError("pass integer images (uint8 0..255 or uint16); float inputs are ambiguous in range")
     max_value = 255.0 if t.dtype == torch.uint8 else 65535.0
     return ImageSet(images=t if t.dtype == torch.uint8 else t.to(torch.int32), max_value=max_value)
+
+
+def fit_images(images: Any, cfg: Config, head: Any) -> ImageSet:
+    """The images ``AnomalyDetector.fit`` trains on, as ``aedetect fit`` would take them: a
+    folder through the head (decoded at full resolution where tiling may apply), arrays of
+    any size decoded likewise, and tensors as given; tiling decided on them (sets
+    ``cfg.data.size`` / ``image_size``; aedetect.anomaly.maps.tiles.choose_tiling)."""
+    from dataclasses import replace
+
+    if isinstance(images, (str, Path)):
+        return head.training_data(str(images), cfg)
+    if isinstance(images, list):
+        loading = loading_config(cfg.data)
+        return choose_tiling(as_imageset(images, replace(cfg, data=loading)), cfg, shrink=loading is not cfg.data)
+    return choose_tiling(as_imageset(images, cfg), cfg, shrink=False)
 
 
 def check_calibration(cal: dict[str, Any], path: str | Path) -> None:
@@ -147,7 +165,7 @@ class AnomalyDetector:
         cfg = self._config()
         head = AnomalyHead()
         head.ready(cfg)
-        data = prepare_data(as_imageset(images, cfg), cfg)
+        data = prepare_data(fit_images(images, cfg, head), cfg)  # large images: tiled (data.tile)
         given = None if calibration is None else calibration_data(head, as_imageset(calibration, cfg), cfg, None, data)
         # The pipeline of `aedetect fit` (aedetect.core.training.fit), with no run folder unless
         # ``out`` is given: the same split, plan, training with one restart, calibration.
@@ -245,10 +263,17 @@ class AnomalyDetector:
                             f"{self.config_.data.channels}; load them through aedetect.data (it converts)")
         s = AnomalySettings.from_config(self.calibration_.get("settings", self.config_.anomaly))
         state = self._map_state(s)
-        raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
-                        batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
-                        bank=state.bank, segmenter=state.segmenter, backbone=state.backbone)
-        scores = combine_scores(raw, self.calibration_, s, bank=self._latent_bank() if s.latent == "knn" else None)
+        parts = {"bank": state.bank, "segmenter": state.segmenter, "backbone": state.backbone}
+        latent_bank = self._latent_bank() if s.latent == "knn" else None
+        if is_tiled(self.config_):  # whole images at their own resolution, in tiles; maps stitched
+            tiled = run_tiled(self.model_, to_image_size(data, self.config_).images, data.max_value, self.config_,
+                              s, self.device, batch_size=batch_size, keep_images=keep_images, on_batch=on_batch,
+                              **parts)
+            raw, scores = tiled.raw, combine_tiled(tiled, self.calibration_, s, bank=latent_bank)
+        else:
+            raw = run_model(self.model_, data.images, data.max_value, self.config_, s, self.device,
+                            batch_size=batch_size, keep_images=keep_images, on_batch=on_batch, **parts)
+            scores = combine_scores(raw, self.calibration_, s, bank=latent_bank)
         scores = scores.numpy().astype(np.float64)
         maps = raw.maps[:, 0].numpy()
         return AnomalyResult(

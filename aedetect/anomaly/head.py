@@ -35,6 +35,7 @@ class AnomalyHead(BaseHead):
     """
 
     name = "anomaly"
+    _tiles: dict[str, int] | None = None  # cut_split()'s tile counts, for the calibration record
     _preselection: Any = None  # plan()'s ImageNet choice (aedetect.anomaly.selection.plan.Preselection), for calibrate()
 
     def validate(self, cfg: Config) -> None:
@@ -62,12 +63,54 @@ class AnomalyHead(BaseHead):
             if not path.is_file():
                 raise ConfigError(f"anomaly.map / latent_source 'pretrained': {path}: no such weights file")
 
+    def training_data(self, data: str | ImageSet, cfg: Config, normal_class: int | None = None,
+                      data_root: str | None = None) -> ImageSet:
+        """The images to train on, decoded at their own resolution where tiling may apply, and
+        the tiling decided on them (aedetect.anomaly.maps.tiles.choose_tiling: ``data.size``
+        becomes the tile, ``data.image_size`` the whole images' size); untiled images end up
+        exactly as decoding with ``cfg.data`` gives them."""
+        from dataclasses import replace
+
+        from aedetect.anomaly.maps.tiles import choose_tiling, loading_config
+        from aedetect.data.imageset import ImageSet
+
+        if isinstance(data, ImageSet):
+            return choose_tiling(data, cfg, shrink=False)
+        loading = loading_config(cfg.data)
+        images = super().training_data(data, replace(cfg, data=loading), normal_class=normal_class,
+                                       data_root=data_root)
+        return choose_tiling(images, cfg, shrink=loading is not cfg.data)
+
+    def cut_split(self, parts: Any, cfg: Config) -> Any:
+        """A tiled fit's split (aedetect.core.training.fit.Split) of whole images -> the training
+        and early-stopping images cut into tiles (seeded samples of at most MAX_TRAIN_TILES and
+        MAX_VAL_TILES); the calibration images stay whole (at most MAX_CALIB_TILES tiles' worth),
+        since the threshold is set on whole images' scores (aedetect.anomaly.calibration.tiled)."""
+        from dataclasses import replace
+
+        from aedetect.anomaly.maps.tiles import (MAX_TRAIN_TILES, MAX_VAL_TILES, calibration_images, is_tiled,
+                                                 sample_tiles)
+
+        if not is_tiled(cfg):
+            return parts
+        seed = cfg.train.seed
+        train = sample_tiles(parts.train, cfg, MAX_TRAIN_TILES, seed)
+        val = sample_tiles(parts.val, cfg, MAX_VAL_TILES, seed + 1)
+        calib = calibration_images(parts.calib, cfg, seed + 2)
+        log.info("tiling: %d training tiles of %d training images, %d early-stopping tiles of %d images, "
+                 "%d whole calibration images", len(train), len(parts.train), len(val), len(parts.val), len(calib))
+        self._tiles = {"train_tiles": len(train), "train_images": len(parts.train), "val_tiles": len(val),
+                       "val_images": len(parts.val)}
+        return replace(parts, train=train, val=val, calib=calib,
+                       top_up=None if parts.top_up is None else val)
+
     def plan(self, cfg: Config, train: ImageSet, holdout: ImageSet, early_stopping: ImageSet | None) -> Config:
         """Whether an autoencoder is trained at all, and for how long (aedetect.anomaly.selection.plan);
-        the ImageNet candidates' choice made on the way is kept for :meth:`calibrate`."""
+        the ImageNet candidates' choice made on the way is kept for :meth:`calibrate`. A tiled
+        fit ranks on tiles of the (whole) held-out images."""
         from aedetect.anomaly.selection.plan import plan
 
-        cfg, self._preselection = plan(cfg, train, holdout, early_stopping)
+        cfg, self._preselection = plan(cfg, train, selection_tiles(holdout, cfg), early_stopping)
         return cfg
 
     def _select(self, model: nn.Module, holdout: ImageSet, train: ImageSet | None, cfg: Config,
@@ -123,9 +166,15 @@ class AnomalyHead(BaseHead):
         from aedetect.anomaly.selection.select import MIN_SELECT_IMAGES, wants_selection
         from aedetect.anomaly.calibration.threshold import calibrate_scores
 
+        from aedetect.anomaly.maps.tiles import is_tiled
+
+        whole = None
+        if is_tiled(cfg):  # choose and build on tiles; set the thresholds on whole images (below)
+            whole, holdout = holdout, selection_tiles(holdout, cfg)
+            cfg = tiled_latent_bank(cfg)
         s = AnomalySettings.from_config(cfg)
         selection, skipped = None, None
-        overlap = check_overlap(holdout, train)
+        overlap = check_overlap(holdout if whole is None else whole, train)  # tiled: whole images against training tiles
 
         if wants_selection(cfg, s):
             top_up = early_stopping if s.select_top_up and early_stopping is not holdout else None
@@ -166,9 +215,43 @@ class AnomalyHead(BaseHead):
             cal["selection_skipped"] = skipped
         if overlap is not None:
             cal["overlap_with_training"] = overlap
-        log.info("calibration on %d held-out normal images: threshold %.6g (target FPR %.3g), "
-                 "pixel threshold %.6g", len(holdout), cal["threshold"], s.target_fpr, cal["pixel_threshold"])
+        if whole is not None:
+            from aedetect.anomaly.calibration.tiled import calibrate_whole
+
+            cal = calibrate_whole(cal, model, whole, cfg, device, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+            cal["tiling"].update(self._tiles or {})
+            holdout = whole
+        log.info("calibration on %d held-out normal images%s: threshold %.6g (target FPR %.3g), "
+                 "pixel threshold %.6g", len(holdout), " (whole, scored in tiles)" if whole is not None else "",
+                 cal["threshold"], s.target_fpr, cal["pixel_threshold"])
         return cal
+
+
+def selection_tiles(holdout: ImageSet, cfg: Config) -> ImageSet:
+    """What the label-free selection ranks on: the held-out images, or for a tiled fit a seeded
+    sample of SELECT_TILES of their tiles (the selection scores images of the model's size;
+    plan() and calibrate() draw the same tiles)."""
+    from aedetect.anomaly.maps.tiles import SELECT_TILES, is_tiled, sample_tiles
+
+    return sample_tiles(holdout, cfg, SELECT_TILES, cfg.train.seed + 3) if is_tiled(cfg) else holdout
+
+
+def tiled_latent_bank(cfg: Config) -> Config:
+    """A tiled fit's latent kNN bank is the training tiles (``latent_bank = train``), never the
+    calibration images': whole calibration images are scored tile by tile against the bank,
+    and a bank of their own tiles would find each tile itself (distance 0, a threshold far too
+    low). The label-free selection's candidates use the training bank already; a config that
+    pins ``latent = knn`` with the calibration bank is switched, in one log line."""
+    s = AnomalySettings.from_config(cfg)
+    if s.latent != "knn" or s.latent_bank != "calib":
+        return cfg
+    import copy
+
+    log.info("anomaly.latent_bank: 'train' for a tiled model (its calibration images are scored tile by tile, "
+             "and a bank of their own tiles would find each tile itself)")
+    cfg = copy.deepcopy(cfg)
+    cfg.anomaly["latent_bank"] = "train"
+    return cfg
 
 
 def check_overlap(holdout: ImageSet, train: ImageSet | None) -> dict[str, Any] | None:
@@ -176,7 +259,7 @@ def check_overlap(holdout: ImageSet, train: ImageSet | None) -> dict[str, Any] |
     warned about in one line when it makes the threshold and the selection optimistic."""
     from aedetect.anomaly.calibration.overlap import calibration_overlap
 
-    if train is None or holdout is train or holdout.images.shape[1:] != train.images.shape[1:]:
+    if train is None or holdout is train or holdout.images.shape[1] != train.images.shape[1]:
         return None
     found = calibration_overlap(holdout.images.numpy(), train.images.numpy())
     if found is None:

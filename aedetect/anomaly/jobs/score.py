@@ -129,6 +129,18 @@ def heatmap_root(data: str | ImageSet, normal_dir: str | None, abnormal_dir: str
     return root / "test" if is_mvtec(root) and not (normal_dir or abnormal_dir) else root
 
 
+def tiled_batches(cfg: Any, batch_size: int) -> tuple[int, int | None]:
+    """(whole images a streamed batch, images a model pass: None = the whole batch). A tiled
+    model's batch holds as many whole images as ``batch_size`` tiles' worth of pixels (at least
+    one: a 2048x2048 image at 256-pixel tiles is scored alone), and a pass ``batch_size`` tiles,
+    so memory stays about what ``batch_size`` untiled images take."""
+    d = cfg.data
+    if d.image_size is None or d.size is None:
+        return batch_size, None
+    ratio = (d.image_size[0] * d.image_size[1]) / (d.size[0] * d.size[1])
+    return max(1, int(batch_size / ratio)), batch_size
+
+
 def score_data(model: str | Path, data: str | ImageSet, out: str | Path | None = None, *,
                normal_dir: str | None = None, abnormal_dir: str | None = None, mask_dir: str | None = None,
                normal_class: int | None = None, data_root: str | None = None, all_heatmaps: bool = False,
@@ -208,8 +220,11 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
     run: Path | None = None
     gallery: Gallery | None = None
     names = RunNames()  # no two images share a panel name
+    # A tiled model: fewer whole images a batch (each is many tiles at full resolution), and
+    # batch_size tiles a model pass (aedetect.anomaly.maps.tiles).
+    per_batch, per_pass = tiled_batches(cfg, batch_size)
     with contextlib.ExitStack() as stack, progress_bar("scoring", total=stream.n_files, hide_below=500) as bar:
-        for batch in stream.batches(batch_size):
+        for batch in stream.batches(per_batch):
             skipped += batch.skipped
             bar.advance(len(batch) + len(batch.skipped))
             if not len(batch):
@@ -221,7 +236,7 @@ def _score(model: str | Path, data: str | ImageSet, out: str | Path | None, *, n
                                               encoding="utf-8", errors="surrogateescape"))
                 csv_out = SafeWriter(fh)  # a file name is never a live formula
                 csv_out.writerow(CSV_HEADER)
-            res = det.score(batch, keep_images=heatmaps, batch_size=len(batch))
+            res = det.score(batch, keep_images=heatmaps, batch_size=per_pass or len(batch))
             n0 = len(paths)
             paths += batch.paths
             scores.append(res.scores)
