@@ -181,3 +181,11 @@ def test_fit_then_score_on_large_images_writes_full_resolution_heat_maps(tmp_pat
     panel = Image.open(tmp_path / "scored" / "heatmaps" / "bad" / "001.png")
     assert panel.width >= 4 * 120  # four full-resolution tiles side by side (input, recon, map, overlay)
     assert (tmp_path / "scored" / "report.html").is_file()
+    # recalibrating scores whole images through the same tiles; the ONNX export says why it cannot
+    r = runner.invoke(app, ["calibrate", str(model), str(tmp_path / "test"), "--normal-dir", "ok", "--abnormal-dir",
+                            "bad", "--out", str(tmp_path / "recal.safetensors")])
+    assert r.exit_code == 0, r.output
+    again = json.loads(runner.invoke(app, ["info", str(tmp_path / "recal.safetensors"), "--json"]).output)
+    assert again["config"]["data"]["image_size"] == [120, 120]
+    r = runner.invoke(app, ["export", str(model), "--out", str(tmp_path / "m.onnx")])
+    assert r.exit_code != 0 and "tiled model" in r.output and not (tmp_path / "m.onnx").exists(), r.output

@@ -123,11 +123,16 @@ def anomaly_metadata(mf: ModelFile, s: AnomalySettings) -> dict[str, Any]:
 
 def check_exportable(cal: Any, cfg: Config, path: str | Path) -> AnomalySettings:
     """Whether a model's metadata can become a graph, before the model is loaded (the CLI asks
-    first, so a refusal builds nothing): a calibrated anomaly model, a map the graph can
+    first, so a refusal builds nothing): a calibrated anomaly model, not tiled, a map the graph can
     compute, a fixed image size, and every calibration field the graph reads. Returns the
     scoring settings."""
     if cfg.task != "anomaly" or not isinstance(cal, dict) or "threshold" not in cal:
         raise ExportError(f"{path}: not a calibrated anomaly model (task {cfg.task!r})")
+    if cfg.data.image_size is not None:  # its threshold is on whole images' stitched maps, not on one tile
+        (h, w), (th, tw) = cfg.data.image_size, cfg.data.size
+        raise ExportError(f"{path}: a tiled model (images of {h}x{w} scored in tiles of {th}x{tw}) cannot be "
+                          "exported: its threshold is set on whole stitched images, which one fixed-size graph "
+                          "does not compute; score it with `aedetect score`, or fit with --set data.tile=off")
     s = settings_of(cal, cfg, path)
     why = family_of(s).not_exportable
     if why:
