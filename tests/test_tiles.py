@@ -165,6 +165,8 @@ def test_fit_then_score_on_large_images_writes_full_resolution_heat_maps(tmp_pat
             "--set", "anomaly.pretrained_bank=1000", "--set", "data.max_side=32"]
     r = runner.invoke(app, ["fit", str(tmp_path / "good"), "--out", str(tmp_path / "run"), *pins])
     assert r.exit_code == 0, r.output
+    # the threshold is the whole images': no line about a tiles' threshold the model does not keep
+    assert " ".join(r.output.split()).count("cannot resolve") == 1, r.output
     model = tmp_path / "run" / "model.safetensors"
     r = runner.invoke(app, ["info", str(model), "--json"])
     data = json.loads(r.output)["config"]["data"]

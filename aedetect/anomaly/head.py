@@ -205,7 +205,7 @@ class AnomalyHead(BaseHead):
         raw = run_model(model, holdout.images, holdout.max_value, cfg, s, device,
                         batch_size=cfg.train.batch_size, keep_images=False, bank=state.bank,
                         segmenter=state.segmenter, backbone=backbone)
-        cal = calibrate_scores(raw, s, len(holdout), latent_bank)
+        cal = calibrate_scores(raw, s, len(holdout), latent_bank, thresholds=whole is None)
         cal.update(family.encode(state))
         if stored is not None:
             cal[BACKBONE_KEY] = stored

@@ -116,11 +116,14 @@ def set_threshold(calibration: dict[str, Any], threshold: float, rule: str, norm
 
 
 def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int,
-                     latent_bank: Tensor | None = None) -> dict[str, Any]:
+                     latent_bank: Tensor | None = None, thresholds: bool = True) -> dict[str, Any]:
     """Thresholds and scales from normal held-out images (see :meth:`AnomalyHead.calibrate`).
 
     ``latent_bank``: the training images' latent vectors (``latent_bank = train``); without
     it the calibration images' own vectors are the bank, each scored without itself.
+    ``thresholds = False``: the scales only, for a tiled model, whose thresholds are set on
+    whole images next (aedetect.anomaly.calibration.tiled): a tile's threshold, and its warning
+    about too few images, would mean nothing to the user.
     """
     cal: dict[str, Any] = {"version": CALIBRATION_VERSION, "settings": asdict(s), "calib_images": n_images,
                            "target_fpr": s.target_fpr, "pixel_fpr": s.pixel_fpr}
@@ -134,9 +137,10 @@ def calibrate_scores(raw: RawScores, s: AnomalySettings, n_images: int,
         cal["recon_scale"] = max(float(raw.recon_scores.median()), 1e-12)
         lat = knn_distance(raw.codes, bank, s.latent_k, exclude_self=own_bank)
         cal["latent_scale"] = max(float(lat.median()), 1e-12)
-    scores = combine_scores(raw, cal, s, exclude_self=own_bank, bank=bank).numpy()
-    set_fpr_threshold(cal, scores, s.target_fpr)
-    set_pixel_thresholds(cal, raw.maps.flatten().numpy(), s)
+    if thresholds:
+        scores = combine_scores(raw, cal, s, exclude_self=own_bank, bank=bank).numpy()
+        set_fpr_threshold(cal, scores, s.target_fpr)
+        set_pixel_thresholds(cal, raw.maps.flatten().numpy(), s)
     return cal
 
 

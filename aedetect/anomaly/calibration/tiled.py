@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from aedetect.anomaly.calibration.threshold import combine_scores, set_fpr_threshold, set_pixel_thresholds
-from aedetect.anomaly.maps.run import RawScores, uses_backbone
+from aedetect.anomaly.maps.run import RawScores
 from aedetect.anomaly.maps.tiles import TiledScores, run_tiled, tile_boxes
 from aedetect.anomaly.settings import AnomalySettings
 from aedetect.core.config import Config
@@ -46,14 +46,13 @@ def combine_tiled(ts: TiledScores, calibration: dict[str, Any], s: AnomalySettin
 
 def decoded_parts(cal: dict[str, Any], s: AnomalySettings, device: torch.device | str) -> dict[str, Any]:
     """The fitted parts of a calibration record that scoring uses, decoded from the record (the
-    float16 values ``score`` will see): ``bank``, ``segmenter``, ``backbone`` and the latent bank."""
-    from aedetect.anomaly.maps.backbone import decode_backbone
+    float16 values ``score`` will see): the map family's ``bank``, ``segmenter`` and
+    ``backbone`` (aedetect.anomaly.maps.registry), and the latent bank."""
     from aedetect.anomaly.maps.latent import decode_bank
-    from aedetect.anomaly.maps.learned import decode_segmenter
+    from aedetect.anomaly.maps.registry import decode_state
 
-    return {"bank": decode_bank(cal["feature_bank"]).to(device) if s.map in ("features", "pretrained") else None,
-            "segmenter": decode_segmenter(cal["segmenter"], device) if s.map == "learned" else None,
-            "backbone": decode_backbone(cal["pretrained_backbone"], device) if uses_backbone(s) else None,
+    state = decode_state(cal, s, device)
+    return {"bank": state.bank, "segmenter": state.segmenter, "backbone": state.backbone,
             "latent_bank": decode_bank(cal["latent_bank"]) if s.latent == "knn" else None}
 
 
