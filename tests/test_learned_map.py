@@ -18,7 +18,7 @@ from aedetect.anomaly.maps.learned import synthetic_anomaly
 from conftest import grass_detector, map_vs_reconstruction
 
 runner = CliRunner()
-STEPS = 400
+STEPS = 200  # 400 cost 324 CPU-s for the fixture, 200 cost 176 (the CI time)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def grass():  # type: ignore[no-untyped-def]
 
 def test_learned_map_beats_the_reconstruction_error_on_grass(grass) -> None:  # type: ignore[no-untyped-def]
     learned, reconstruction = map_vs_reconstruction(*grass)
-    # Measured (400 steps; the benchmark's 1,500 steps give 0.996): 0.975 against 0.539.
+    # Measured (200 steps; 400 gave 0.975 and the benchmark's 1,500 give 0.996): 0.960 against 0.534.
     assert learned > 0.85
     assert learned > reconstruction + 0.2
 
