@@ -35,7 +35,8 @@ Box = tuple[int, int]  # (top, left) of a tile
 # Training tiles a fit keeps (a seeded sample of every tile of the training images), and tiles
 # of the early-stopping images: the pretrained map's bank is a sample of 10,000 feature
 # vectors, and 1,000 tiles of 256 pixels give 4 million to draw it from, in about 210 CPU-s of
-# the extractor on this 2-core machine (0.21 s a tile); more tiles cost time, not quality.
+# the extractor on this 2-core machine (0.21 s a tile); more tiles cost time (what they would
+# add to quality is not measured).
 MAX_TRAIN_TILES = 1000
 MAX_VAL_TILES = 250
 # Calibration: whole images (their score is a maximum over many tiles, so tiles would set the
